@@ -1,0 +1,3 @@
+"""memecat: which categories does a meme belong to?"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,217 @@
+"""The `memecat` command line: train · predict · evaluate · cv · data check · run · serve · bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from memecat.errors import MemecatError
+
+TASK_HELP = "Task name: semeval-t6, harm-c-2, harm-c-3 or harm-c-target."
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder holding semeval2021-task6/ and harm-c/ (default: $MEMECAT_DATA or ../shared/data).")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"memecat: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns MemecatError into one line on stderr instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MemecatError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="memecat")
+def cli() -> None:
+    """Say which categories an internet meme belongs to (persuasion techniques, harmfulness)."""
+
+
+def build_model(task_name: str, model_name: str, config_path: Path | None, seed: int | None):
+    from memecat.config_io import load_config
+    from memecat.models.registry import model_class
+    from memecat.tasks import get_task
+
+    task = get_task(task_name)
+    cls = model_class(model_name)
+    return cls(task, load_config(cls.config_class, config_path, seed=seed))
+
+
+def _print_scores(title: str, scores: dict) -> None:
+    click.echo(f"{title}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+
+
+@cli.command()
+@click.option("--task", "task_name", required=True, help=TASK_HELP)
+@click.option("--model", "model_name", required=True,
+              help="Model: majority, linear-probe, label-attention or simre.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model folder to write.")
+@click.option("--seed", type=int, default=None, help="Random seed (same seed, same data: same model).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML or JSON file of model options (see docs/configs).")
+@data_root_option
+def train(task_name, model_name, out, seed, config_path, data_root) -> None:
+    """Train on the task's training split (its validation split for selection) and write a model folder."""
+    from memecat.metrics import task_scores
+    from memecat.tasks import VALIDATION_SPLIT, load_split
+
+    model = build_model(task_name, model_name, config_path, seed)
+    task = model.task
+    train_memes = load_split(task, "train", data_root)
+    val_memes = load_split(task, VALIDATION_SPLIT[task.name], data_root)
+    started = time.perf_counter()
+    model.fit(train_memes, val_memes)
+    model.save_pretrained(out)
+    click.echo(f"trained {model_name} on {len(train_memes)} memes in {time.perf_counter() - started:.0f}s; "
+               f"saved to {out}")
+    if not getattr(model, "trains_on_validation", False):
+        gold = task.encode(val_memes)
+        _print_scores(VALIDATION_SPLIT[task.name], task_scores(task, gold, model.decide(model.predict_proba(val_memes))))
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model folder.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="Dataset file (JSON/JSONL/CSV/SemEval .txt) or a folder of images with a text sidecar.")
+@click.option("--split", default=None, help="A split of the model's task dataset instead of --input (e.g. test).")
+@click.option("--image", type=click.Path(path_type=Path), default=None, help="One meme image (with --text).")
+@click.option("--text", default=None, help="The text of the one meme given with --image.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("-"), help="Output file, or - for stdout.")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]), default=None,
+              help="Output format (default: from --out's suffix; JSON is the organisers' format).")
+@click.option("--explain", is_flag=True, help="Add per-label scores and the model's explanation.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@data_root_option
+def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_size, data_root) -> None:
+    """Predict the categories of memes with a trained model folder."""
+    from memecat.models.base import load_model
+    from memecat.predict_io import collect_inputs, predict_safely, write_predictions
+    from memecat.tasks import load_split
+
+    chosen = [x is not None for x in (input_path, split, image)]
+    if sum(chosen) != 1:
+        raise MemecatError("give exactly one of --input, --split, or --image with --text")
+    model = load_model(model_dir)
+    if split is not None:
+        memes = load_split(model.task, split, data_root)
+    else:
+        memes = collect_inputs(image=image, text=text, input_path=input_path)
+    records, failures = predict_safely(model, memes, batch_size=batch_size, explain=explain)
+    write_predictions(records, out, fmt)
+    if str(out) != "-":
+        click.echo(f"wrote {len(records) - failures} predictions to {out}", err=True)
+    if failures:
+        _fail(f"{failures} of {len(records)} memes could not be read (see their 'error' records)", code=1)
+
+
+@cli.command()
+@click.option("--task", "task_name", required=True, help=TASK_HELP)
+@click.option("--pred", "pred_path", type=click.Path(path_type=Path), required=True,
+              help="Predictions: JSON list (or JSONL) of {id, labels}.")
+@click.option("--gold", "gold_path", type=click.Path(path_type=Path), required=True,
+              help="Gold labels in the dataset's own format.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write a report with tables and plots to this folder.")
+def evaluate(task_name, pred_path, gold_path, as_json, report_dir) -> None:
+    """Score predictions against gold labels with the task's official metric."""
+    from memecat.evaluation import score_files
+    from memecat.metrics import per_label_table
+    from memecat.tasks import get_task
+
+    task = get_task(task_name)
+    scores, gold, pred = score_files(task, pred_path, gold_path)
+    if report_dir is not None:
+        from memecat.report import write_report
+
+        path = write_report(task, gold, pred, report_dir)
+        click.echo(f"report written to {path}", err=True)
+    if as_json:
+        click.echo(json.dumps(scores))
+        return
+    _print_scores(task.name, scores)
+    click.echo(f"\n{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
+    for row in per_label_table(gold, pred, task.labels):
+        click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
+                   f"{row['support']:5d}")
+
+
+@cli.command()
+@click.option("--task", "task_name", required=True, help=TASK_HELP)
+@click.option("--model", "model_name", required=True, help="Model name (see `memecat train --help`).")
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one CV run each.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@data_root_option
+def cv(task_name, model_name, folds, seeds, config_path, as_json, data_root) -> None:
+    """K-fold cross-validation over train+validation (the test split is never used)."""
+    from memecat.evaluation import cross_validate, summarise
+    from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
+
+    task = get_task(task_name)
+    memes = load_split(task, "train", data_root) + load_split(task, VALIDATION_SPLIT[task.name], data_root)
+    per_seed = []
+    for seed in [int(s) for s in seeds.split(",")]:
+        result = cross_validate(task, lambda s: build_model(task_name, model_name, config_path, s), memes,
+                                folds=folds, seed=seed)
+        per_seed.append(result["mean"])
+        if not as_json:
+            _print_scores(f"seed {seed} ({folds}-fold mean)", result["mean"])
+    summary = summarise(per_seed)
+    if as_json:
+        click.echo(json.dumps({"mean": summary["mean"], "std": summary["std"], "runs": per_seed}))
+    else:
+        click.echo("over seeds: " + "  ".join(f"{k}={summary['mean'][k]:.4f}±{summary['std'][k]:.4f}"
+                                              for k in summary["mean"]))
+
+
+@cli.group()
+def data() -> None:
+    """Inspect datasets."""
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--task", "task_name", default=None, help="Also check labels against this task's label space.")
+@click.option("--images/--no-images", default=True, show_default=True, help="Decode every image.")
+def data_check(path, task_name, images) -> None:
+    """Read a whole dataset file (or a data root) and list every problem found."""
+    from memecat.data.check import check_path
+
+    problems, count = check_path(path, task_name, decode_images=images)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {count} memes", code=1)
+    click.echo(f"{path}: {count} memes, no problems")
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model folder.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(model_dir, host, port) -> None:
+    """Serve a model as a JSON API with a web page at /."""
+    from memecat.serve.app import run_server
+
+    run_server(model_dir, host, port)
+
+
+def main() -> None:
+    cli(prog_name="memecat")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Dataset readers. Every layout becomes a list of Meme; every problem names file, record and cause.
+
+Layouts:
+- a JSON list (SemEval-2021 Task 6 ships `*.txt` files that hold one), `.json`
+- JSON Lines (HarMeme `train.jsonl`, ...), `.jsonl`
+- CSV with columns id, text, image and optional labels (`;`-separated or a JSON list), `.csv`
+
+Images are resolved relative to the dataset file, then under an `images/` folder beside it (HarMeme).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from memecat.data.meme import Meme
+from memecat.errors import DataError
+
+
+def _read_rows(path: Path) -> list[tuple[int, Any]]:
+    """(line or position, raw record) pairs; malformed files raise DataError."""
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"malformed JSON on line {lineno}: {exc.msg}") from None
+        return rows
+    if suffix == ".csv":
+        reader = csv.DictReader(raw.splitlines())
+        missing = {"id", "text"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(path, f"CSV header lacks column(s) {', '.join(sorted(missing))}")
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            labels = (row.get("labels") or "").strip()
+            if labels.startswith("["):
+                try:
+                    row["labels"] = json.loads(labels)
+                except json.JSONDecodeError:
+                    raise DataError(path, f"line {lineno}: labels column is not a JSON list") from None
+            elif "labels" in row:
+                row["labels"] = [x.strip() for x in labels.split(";") if x.strip()] if labels else None
+            rows.append((lineno, row))
+        return rows
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if isinstance(data, dict):  # {"memes": [...]} or {id: record}
+        data = data.get("memes", data.get("data", list(data.values())))
+    if not isinstance(data, list):
+        raise DataError(path, "expected a JSON list of meme records")
+    return list(enumerate(data))
+
+
+def resolve_image(base: Path, name: str) -> Path:
+    direct = base / name
+    if direct.exists():
+        return direct
+    nested = base / "images" / name
+    return nested if nested.exists() else direct
+
+
+def _to_meme(path: Path, position: int, row: Any) -> Meme:
+    if not isinstance(row, dict):
+        raise DataError(path, f"record {position} is not a JSON object")
+    meme_id = row.get("id")
+    if meme_id is None or str(meme_id).strip() == "":
+        raise DataError(path, f"record {position} has no 'id' field")
+    meme_id = str(meme_id)
+    if "text" not in row or row["text"] is None:
+        raise DataError(path, "record has no 'text' field", meme_id)
+    text = row["text"]
+    if not isinstance(text, str):
+        raise DataError(path, f"'text' must be a string, got {type(text).__name__}", meme_id)
+    if not text.strip():
+        raise DataError(path, "text is empty", meme_id)
+    image = row.get("image") or row.get("img")
+    image_path = resolve_image(path.parent, str(image)) if image else None
+    labels = row.get("labels")
+    if labels is not None:
+        if isinstance(labels, str):
+            labels = [labels]
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise DataError(path, "'labels' must be a list of strings", meme_id)
+        labels = tuple(labels)
+    return Meme(id=meme_id, text=text, image_path=image_path, labels=labels)
+
+
+def scan_dataset(path: str | Path) -> tuple[list[Meme], list[DataError]]:
+    """Read every record, collecting all problems instead of stopping at the first."""
+    path = Path(path)
+    if not path.exists():
+        return [], [DataError(path, "dataset file not found")]
+    if path.is_dir():
+        return [], [DataError(path, "is a folder; name the dataset file (.json, .jsonl, .csv or .txt)")]
+    try:
+        rows = _read_rows(path)
+    except DataError as exc:
+        return [], [exc]
+    memes: list[Meme] = []
+    problems: list[DataError] = []
+    seen: set[str] = set()
+    for position, row in rows:
+        try:
+            meme = _to_meme(path, position, row)
+        except DataError as exc:
+            problems.append(exc)
+            continue
+        if meme.id in seen:
+            problems.append(DataError(path, "duplicate id", meme.id))
+            continue
+        seen.add(meme.id)
+        memes.append(meme)
+    return memes, problems
+
+
+def read_dataset(path: str | Path) -> list[Meme]:
+    """Read a dataset file, raising the first problem as a DataError."""
+    memes, problems = scan_dataset(path)
+    if problems:
+        raise problems[0]
+    if not memes:
+        raise DataError(path, "dataset holds no memes")
+    return memes

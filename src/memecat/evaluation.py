@@ -1,0 +1,93 @@
+"""Scoring predictions against gold, and K-fold cross-validation over train+dev."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from memecat.data.meme import Meme
+from memecat.data.readers import read_dataset
+from memecat.errors import DataError
+from memecat.metrics import task_scores
+from memecat.models.base import MemeModel
+from memecat.tasks import Task
+
+
+def read_predictions(path: str | Path) -> dict[str, list[str]]:
+    """id -> labels from a JSON list or JSONL of {"id", "labels"} records (the submission format)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "predictions file not found")
+    raw = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        else:
+            rows = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(rows, list):
+        raise DataError(path, "expected a JSON list of {\"id\", \"labels\"} records")
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "id" not in row:
+            raise DataError(path, f"record {i} has no 'id'")
+        meme_id = str(row["id"])
+        labels = row.get("labels")
+        if not isinstance(labels, list):
+            raise DataError(path, "record has no 'labels' list", meme_id)
+        if meme_id in out:
+            raise DataError(path, "duplicate id", meme_id)
+        out[meme_id] = labels
+    return out
+
+
+def score_files(task: Task, pred_path: str | Path, gold_path: str | Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Scores of a predictions file against a gold dataset file; also the aligned 0/1 matrices."""
+    gold_memes = [m for m in read_dataset(gold_path) if task.keeps(m)]
+    predictions = read_predictions(pred_path)
+    missing = [m.id for m in gold_memes if m.id not in predictions]
+    if missing:
+        raise DataError(pred_path, f"{len(missing)} gold memes have no prediction (first: {missing[0]})")
+    gold = task.encode(gold_memes, gold_path)
+    as_memes = [Meme(id=m.id, text="", image_path=None, labels=tuple(predictions[m.id])) for m in gold_memes]
+    pred = np.zeros_like(gold)
+    index = {label: j for j, label in enumerate(task.labels)}
+    for row, meme in enumerate(as_memes):
+        for label in task.task_labels(meme.labels, pred_path, meme.id):
+            pred[row, index[label]] = 1
+    return task_scores(task, gold, pred), gold, pred
+
+
+def fold_splits(task: Task, memes: list[Meme], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    idx = np.arange(len(memes))
+    if task.multi_label:
+        return list(KFold(folds, shuffle=True, random_state=seed).split(idx))
+    y = task.encode(memes).argmax(axis=1)
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(idx, y))
+
+
+def cross_validate(task: Task, build: Callable[[int], MemeModel], memes: list[Meme], folds: int = 5,
+                   seed: int = 0) -> dict:
+    """Train on K-1 folds, score the held-out fold; returns per-fold scores, mean and std."""
+    per_fold = []
+    y = task.encode(memes)
+    for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
+        model = build(seed * 100 + k)
+        model.fit([memes[i] for i in train_idx], None)
+        held_out = [memes[i] for i in test_idx]
+        per_fold.append(task_scores(task, y[test_idx], model.decide(model.predict_proba(held_out))))
+    return summarise(per_fold)
+
+
+def summarise(runs: list[dict]) -> dict:
+    keys = runs[0].keys()
+    return {
+        "runs": runs,
+        "mean": {k: float(np.mean([r[k] for r in runs])) for k in keys},
+        "std": {k: float(np.std([r[k] for r in runs])) for k in keys},
+    }

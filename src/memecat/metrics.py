@@ -1,0 +1,61 @@
+"""Scores exactly as the task organisers compute them.
+
+SemEval-2021 Task 6: scikit-learn f1_score on multi-hot rows with every technique a column
+(zero_division=0), micro and macro. Harm: accuracy, macro-F1 and, for ordered levels, MMAE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+
+def semeval_scores(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """gold, pred: [N, L] 0/1 matrices with every label a column."""
+    gold, pred = np.asarray(gold, dtype=int), np.asarray(pred, dtype=int)
+    return {
+        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+    }
+
+
+def per_label_table(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...] | list[str]) -> list[dict]:
+    """Precision, recall, F1 and support per label (multi-hot or one-hot columns)."""
+    p, r, f, s = precision_recall_fscore_support(
+        np.asarray(gold, dtype=int), np.asarray(pred, dtype=int), average=None, zero_division=0
+    )
+    return [
+        {"label": label, "precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
+        for label, pi, ri, fi, si in zip(labels, p, r, f, s)
+    ]
+
+
+def mmae(gold_levels: np.ndarray, pred_levels: np.ndarray) -> float:
+    """Macro mean absolute error: mean over true classes of the mean |level error| within the class."""
+    gold_levels, pred_levels = np.asarray(gold_levels), np.asarray(pred_levels)
+    per_class = [np.abs(pred_levels[gold_levels == c] - c).mean() for c in np.unique(gold_levels)]
+    return float(np.mean(per_class))
+
+
+def harm_scores(gold_idx: np.ndarray, pred_idx: np.ndarray, ordinal: bool = False) -> dict[str, float]:
+    """gold_idx, pred_idx: class indices [N]; labels in task order (ordered levels for MMAE)."""
+    gold_idx, pred_idx = np.asarray(gold_idx, dtype=int), np.asarray(pred_idx, dtype=int)
+    scores = {
+        "acc": float(accuracy_score(gold_idx, pred_idx)),
+        "macro_f1": float(f1_score(gold_idx, pred_idx, average="macro", zero_division=0)),
+    }
+    if ordinal:
+        scores["mmae"] = mmae(gold_idx, pred_idx)
+    return scores
+
+
+def task_scores(task, gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Scores of 0/1 matrices [N, L] under the task's own metric."""
+    if task.metric == "semeval":
+        return semeval_scores(gold, pred)
+    return harm_scores(np.argmax(gold, axis=1), np.argmax(pred, axis=1), ordinal=task.ordinal)
+
+
+def primary_metric(task) -> str:
+    """The figure model selection maximises."""
+    return "micro_f1" if task.metric == "semeval" else "macro_f1"
