@@ -1,0 +1,290 @@
+"""The label-attention model of 1213Li at SemEval-2021 Task 6 (3rd of 16), and its 5-model ensemble.
+
+Per label i a learned embedding L_i attends over the text tokens T and the 7x7 image grid V:
+    S_ij = L_i . T_j,  alpha_i = softmax_j(S_i),  T_i,att = sum_j alpha_ij T_j   (likewise V_i,att)
+    R_i = [T_avg; V_avg; T_i,att; V_i,att]  ->  shared 3-layer classifier  ->  one logit per label.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from memecat.data.meme import Meme
+from memecat.metrics import primary_metric, task_scores
+from memecat.models.base import MemeModel, ModelConfig
+from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
+from memecat.models.thresholds import choose_thresholds, global_threshold
+from memecat.tasks import Task
+from memecat.training import TrainerOptions, fit_module
+
+
+class LabelAttentionConfig(ModelConfig):
+    text_encoder: str = "minilm-l6"
+    image_encoder: str = "efficientnet-lite0"
+    finetune_text: bool = False
+    attention: Literal["both", "text", "image", "none"] = "both"
+    label_dim: int = 256
+    hidden_dims: tuple[int, int] = (256, 128)
+    dropout: float = 0.2
+    lr: float = 1e-4
+    text_lr: float = 2e-5
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    max_epochs: int = 40
+    patience: int = 8
+    ensemble_size: int = 5
+    ensemble_dev_size: int = 64
+    threshold_mode: Literal["global", "per-label"] = "global"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+
+class LabelAttentionNet(nn.Module):
+    """The model alone: it does not know how it is trained."""
+
+    def __init__(self, num_labels: int, text_dim: int, image_dim: int, config: LabelAttentionConfig,
+                 text_encoder_module: nn.Module | None = None):
+        super().__init__()
+        d = config.label_dim
+        self.attend_text = config.attention in ("both", "text")
+        self.attend_image = config.attention in ("both", "image")
+        self.text_encoder = text_encoder_module  # set only when fine-tuning
+        # LayerNorm first: frozen CNN grids and transformer tokens arrive on very different scales.
+        self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, d))
+        self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, d))
+        self.label_embeddings = nn.Parameter(torch.randn(num_labels, d) / d**0.5)
+        in_dim = d * (2 + self.attend_text + self.attend_image)
+        h1, h2 = config.hidden_dims
+        self.classifier = nn.Sequential(
+            nn.Linear(in_dim, h1), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(h1, h2), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(h2, 1),
+        )
+
+    def attend(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats [B,N,d], mask [B,N] -> attended [B,L,d], alpha [B,L,N]."""
+        scores = torch.einsum("ld,bnd->bln", self.label_embeddings, feats)
+        scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
+        alpha = scores.softmax(dim=-1)
+        return torch.einsum("bln,bnd->bld", alpha, feats), alpha
+
+    def text_tokens(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.text_encoder is not None:
+            out = self.text_encoder(batch["input_ids"], batch["attention_mask"])
+            return out.tokens, out.mask.bool()
+        return batch["text_tokens"], batch["text_mask"]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        tokens, mask = self.text_tokens(batch)
+        t = self.text_proj(tokens)
+        v = self.image_proj(batch["image_grid"])
+        num_labels = self.label_embeddings.shape[0]
+        weights = mask.float().unsqueeze(-1)
+        t_avg = (t * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        v_avg = v.mean(1)
+        parts = [t_avg[:, None].expand(-1, num_labels, -1), v_avg[:, None].expand(-1, num_labels, -1)]
+        alphas = {}
+        if self.attend_text:
+            t_att, alphas["text"] = self.attend(t, mask)
+            parts.append(t_att)
+        if self.attend_image:
+            v_att, alphas["image"] = self.attend(v, torch.ones(v.shape[:2], dtype=torch.bool, device=v.device))
+            parts.append(v_att)
+        logits = self.classifier(torch.cat(parts, dim=-1)).squeeze(-1)
+        return logits, alphas
+
+
+def scores_from_logits(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    return torch.sigmoid(logits) if multi_label else logits.softmax(dim=-1)
+
+
+def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
+    """Validation figure for early stopping: micro-F1 at the best global threshold (multi-label)."""
+    if task.multi_label:
+        decided = (proba >= global_threshold(y, proba)).astype(int)
+    else:
+        decided = np.eye(task.num_labels, dtype=int)[proba.argmax(1)]
+    return task_scores(task, y, decided)[primary_metric(task)]
+
+
+class LabelAttentionModule(L.LightningModule):
+    """Training wrapper: BCE (multi-label) or cross-entropy (single-label), Adam, validation score."""
+
+    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task):
+        super().__init__()
+        self.net, self.config, self.task = net, config, task
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.task.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        return F.cross_entropy(logits, labels.argmax(dim=-1))
+
+    def training_step(self, batch, batch_idx):
+        logits, _ = self.net(batch)
+        loss = self.loss(logits, batch["labels"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        logits, _ = self.net(batch)
+        self._val.append((scores_from_logits(logits, self.task.multi_label), batch["labels"]))
+
+    def on_validation_epoch_end(self):
+        proba = torch.cat([p for p, _ in self._val])
+        labels = torch.cat([y for _, y in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:  # every rank scores the whole validation set
+            proba = self.all_gather(proba).reshape(-1, proba.shape[-1])
+            labels = self.all_gather(labels).reshape(-1, labels.shape[-1])
+        score = selection_score(self.task, labels.cpu().numpy(), proba.float().cpu().numpy())
+        self.log("val_score", score, prog_bar=True, sync_dist=False)
+
+    def configure_optimizers(self):
+        head = [p for n, p in self.net.named_parameters() if not n.startswith("text_encoder.")]
+        groups = [{"params": head, "lr": self.config.lr}]
+        if self.net.text_encoder is not None:
+            groups.append({"params": list(self.net.text_encoder.parameters()), "lr": self.config.text_lr})
+        return torch.optim.Adam(groups, weight_decay=self.config.weight_decay)
+
+
+def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool):
+    """(train, dev) index pairs: the original split first (if any), then random dev sets of dev_size."""
+    rng = np.random.default_rng(seed)
+    splits = []
+    if has_val:
+        splits.append((np.arange(n_train), np.arange(n_train, n_total)))
+    while len(splits) < size:
+        perm = rng.permutation(n_total)
+        splits.append((np.sort(perm[dev_size:]), np.sort(perm[:dev_size])))
+    return splits
+
+
+class LabelAttentionEnsemble(MemeModel):
+    """K label-attention models whose probabilities are averaged; one model folder."""
+
+    model_type = "label-attention"
+    config_class = LabelAttentionConfig
+
+    def __init__(self, task: Task, config: LabelAttentionConfig | None = None):
+        super().__init__(task, config)
+        self.members: list[LabelAttentionNet] = []
+
+    # --- building --------------------------------------------------------------------------
+    def _dims(self) -> tuple[int, int]:
+        return text_encoder(self.config.text_encoder).dim, image_encoder(self.config.image_encoder).dim
+
+    def new_net(self) -> LabelAttentionNet:
+        text_dim, image_dim = self._dims()
+        tuned = copy.deepcopy(text_encoder(self.config.text_encoder)) if self.config.finetune_text else None
+        if tuned is not None:
+            tuned.requires_grad_(True)
+        return LabelAttentionNet(self.task.num_labels, text_dim, image_dim, self.config, tuned)
+
+    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
+        return encode_inputs(memes, self.config.text_encoder, self.config.image_encoder,
+                             self.config.finetune_text, progress=progress)
+
+    def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool) -> DataLoader:
+        return DataLoader(TensorDictDataset(tensors), batch_size=self.config.batch_size, shuffle=shuffle)
+
+    # --- the verbs -------------------------------------------------------------------------
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "LabelAttentionEnsemble":
+        cfg = self.config
+        pool = train + (val or [])
+        tensors = self.inputs(pool)
+        y = self.task.encode(pool)
+        tensors["labels"] = torch.from_numpy(y)
+        self.members = []
+        held_out_proba, held_out_y = [], []
+        splits = member_splits(len(train), len(pool), cfg.ensemble_size,
+                               min(cfg.ensemble_dev_size, len(pool) // 5), cfg.seed, bool(val))
+        for k, (train_idx, dev_idx) in enumerate(splits):
+            net = self.new_net()
+            module = LabelAttentionModule(net, cfg, self.task)
+            options = TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=cfg.seed * 1000 + k,
+                                     devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy)
+            fit_module(module, self.loader(subset(tensors, train_idx), True),
+                       self.loader(subset(tensors, dev_idx), False), options)
+            net.eval()
+            self.members.append(net)
+            held_out_proba.append(self._member_proba(net, subset(tensors, dev_idx)))
+            held_out_y.append(y[dev_idx])
+        if self.task.multi_label:
+            # Each member's dev memes are unseen by that member: pool them to choose thresholds.
+            self.thresholds = choose_thresholds(np.concatenate(held_out_y), np.concatenate(held_out_proba),
+                                                cfg.threshold_mode)
+        return self
+
+    @torch.inference_mode()
+    def _member_outputs(self, net: LabelAttentionNet, tensors: dict[str, torch.Tensor]):
+        net.eval()
+        probas, alphas = [], {"text": [], "image": []}
+        for batch in self.loader(tensors, False):
+            logits, a = net(batch)
+            probas.append(scores_from_logits(logits, self.task.multi_label))
+            for key in a:
+                alphas[key].append(a[key])
+        return torch.cat(probas).numpy(), {k: torch.cat(v).numpy() for k, v in alphas.items() if v}
+
+    def _member_proba(self, net: LabelAttentionNet, tensors: dict[str, torch.Tensor]) -> np.ndarray:
+        return self._member_outputs(net, tensors)[0]
+
+    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+        tensors = self.inputs(memes, progress=False)
+        return np.mean([self._member_proba(net, tensors) for net in self.members], axis=0)
+
+    def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
+        """Per label: top text tokens by attention, and the 7x7 image attention, averaged over members."""
+        tensors = self.inputs(memes, progress=False)
+        outputs = [self._member_outputs(net, tensors)[1] for net in self.members]
+        encoder = text_encoder(self.config.text_encoder)
+        ids = tensors["input_ids"].numpy()
+        mask = (tensors["attention_mask"] if "attention_mask" in tensors else tensors["text_mask"]).numpy()
+        special = set(encoder.tokenizer.all_special_ids)
+        result = []
+        for n in range(len(memes)):
+            tokens = encoder.convert_ids_to_tokens([int(i) for i in ids[n]])
+            per_label = {}
+            for j, label in enumerate(self.task.labels):
+                entry = {}
+                if "text" in outputs[0]:
+                    alpha = np.mean([o["text"][n, j] for o in outputs], axis=0)
+                    order = [t for t in np.argsort(-alpha) if mask[n, t] and int(ids[n, t]) not in special]
+                    entry["tokens"] = [{"token": tokens[t], "weight": round(float(alpha[t]), 4)}
+                                       for t in order[:top_k]]
+                if "image" in outputs[0]:
+                    grid = np.mean([o["image"][n, j] for o in outputs], axis=0).reshape(7, 7)
+                    entry["image_grid"] = np.round(grid, 4).tolist()
+                per_label[label] = entry
+            result.append(per_label)
+        return result
+
+    # --- the folder ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, net in enumerate(self.members):
+            prefix = f"member{k}."
+            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
+            net.eval()
+
+    def extra_metadata(self) -> dict:
+        return {"members": len(self.members),
+                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
+
+    @classmethod
+    def _from_metadata(cls, task, config, meta, directory):
+        model = cls(task, config)
+        model.members = [model.new_net() for _ in range(int(meta.get("members", config.ensemble_size)))]
+        return model

@@ -1,0 +1,5 @@
+"""One training loop for every neural model, built on Lightning."""
+
+from memecat.training.loop import TrainerOptions, fit_module
+
+__all__ = ["TrainerOptions", "fit_module"]

@@ -1,0 +1,68 @@
+"""Shared fixtures: synthetic memes and a tiny SemEval/Harm-C data root built in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_image(path: Path, seed: int = 0, size=(64, 48), fmt: str = "JPEG") -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def tiny_data_root(tmp_path: Path, monkeypatch) -> Path:
+    """A data root in the organisers' layouts with a few synthetic memes, set as MEMECAT_DATA."""
+    from memecat.tasks import get_task
+
+    root = tmp_path / "data"
+    labels = list(get_task("semeval-t6").labels)
+    rng = np.random.default_rng(0)
+    for folder, name, n, labelled in [
+        ("training_set_task3", "training_set_task3.txt", 40, True),
+        ("dev_set_task3_labeled", "dev_set_task3_labeled.txt", 12, True),
+        ("test_set_task3", "test_set_task3.txt", 6, False),
+    ]:
+        d = root / "semeval2021-task6" / folder
+        d.mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            # Labels follow the text so a model can learn something.
+            k = i % 3
+            row = {"id": f"{folder}-{i}", "text": ["vote for freedom now", "they lie always", "look at this"][k]
+                   + f" {i}", "image": f"{i}.png"}
+            if labelled:
+                row["labels"] = [labels[[10, 8, 16][k]]] + ([labels[16]] if rng.random() < 0.3 else [])
+            make_image(d / f"{i}.png", seed=i, fmt="JPEG")  # JPEG named .png, as in the real data
+            rows.append(row)
+        (d / name).write_text(json.dumps(rows))
+    (root / "semeval2021-task6" / "techniques_list_task3.txt").write_text("\n".join(labels))
+    harm = root / "harm-c"
+    (harm / "images").mkdir(parents=True)
+    for split, n in [("train", 30), ("val", 9), ("test", 5)]:
+        lines = []
+        for i in range(n):
+            level = ["not harmful", "somewhat harmful", "very harmful"][i % 3]
+            row = {"id": f"{split}_{i}", "image": f"{split}_{i}.jpg", "text": f"{level} words {i}"}
+            if split != "test":
+                row["labels"] = [level] if level == "not harmful" else [level, "individual"]
+            make_image(harm / "images" / f"{split}_{i}.jpg", seed=100 + i)
+            lines.append(json.dumps(row))
+        (harm / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("MEMECAT_DATA", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """One feature cache per test session, never the user's."""
+    monkeypatch.setenv("MEMECAT_CACHE", os.environ.get("MEMECAT_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache"))
