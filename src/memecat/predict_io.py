@@ -1,0 +1,212 @@
+"""Prediction inputs and outputs: memes from the command line, a dataset file or a folder of images;
+predictions in batches that survive unreadable images; records written atomically as JSON, JSONL or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from memecat.data.meme import Meme
+from memecat.data.readers import read_dataset
+from memecat.errors import DataError, MemecatError
+
+if TYPE_CHECKING:  # torch stays unimported until a model is actually needed
+    from memecat.models.base import MemeModel
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+SIDECAR_SUFFIXES = (".json", ".jsonl", ".csv")
+OUTPUT_FORMATS = ("json", "jsonl", "csv")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+def collect_inputs(*, image: str | Path | None = None, text: str | None = None,
+                   input_path: str | Path | None = None) -> list[Meme]:
+    """Memes to predict: one from `image` + `text`, or all of a dataset file or an image folder."""
+    if input_path is not None:
+        if image is not None or text is not None:
+            raise MemecatError("give either an input file/folder or --image with --text, not both")
+        path = Path(input_path)
+        if path.is_dir():
+            return _folder_memes(path)
+        return read_dataset(path)
+    if image is None or text is None:
+        raise MemecatError("name an input file/folder, or give both --image FILE and --text TEXT")
+    image = Path(image)
+    if not image.is_file():
+        raise DataError(image, "image file not found")
+    if not text.strip():
+        raise DataError(image, "text is empty")
+    return [Meme(id=image.stem, text=text, image_path=image)]
+
+
+def _find_sidecar(folder: Path) -> Path:
+    for suffix in SIDECAR_SUFFIXES:
+        named = folder / f"texts{suffix}"
+        if named.is_file():
+            return named
+    candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SIDECAR_SUFFIXES)
+    if not candidates:
+        raise DataError(folder, "no text file in the folder; add texts.json (image name -> text), "
+                                "texts.jsonl or texts.csv (image, text)")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise DataError(folder, f"several text files ({names}); name the one to use texts.json/.jsonl/.csv")
+    return candidates[0]
+
+
+def _sidecar_records(path: Path) -> list[tuple[str, Any]]:
+    """(image name, text) pairs in file order; the text is checked later."""
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(raw))
+        missing = {"image", "text"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(path, f"CSV header lacks column(s) {', '.join(sorted(missing))}")
+        rows: list[Any] = list(reader)
+    elif suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(path, f"malformed JSON on line {lineno}: {exc.msg}") from None
+    else:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if isinstance(data, dict):
+            return [(str(name), value) for name, value in data.items()]
+        if not isinstance(data, list):
+            raise DataError(path, "expected a JSON object {image name: text} or a list of {image, text} records")
+        rows = data
+    pairs = []
+    for position, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not row.get("image"):
+            raise DataError(path, f"record {position} has no 'image' field")
+        pairs.append((str(row["image"]), row.get("text")))
+    return pairs
+
+
+def _folder_memes(folder: Path) -> list[Meme]:
+    sidecar = _find_sidecar(folder)
+    memes: list[Meme] = []
+    named: set[str] = set()
+    ids: set[str] = set()
+    for name, text in _sidecar_records(sidecar):
+        image = folder / name
+        if not image.is_file():
+            raise DataError(sidecar, f"image {name!r} not found in {folder}")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(sidecar, f"image {name!r} has no text")
+        if image.stem in ids:
+            raise DataError(sidecar, f"two images share the id {image.stem!r} (file name without suffix)")
+        named.add(image.name)
+        ids.add(image.stem)
+        memes.append(Meme(id=image.stem, text=text, image_path=image))
+    unnamed = sorted(p.name for p in folder.iterdir()
+                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.name not in named)
+    if unnamed:
+        more = f" (and {len(unnamed) - 1} more)" if len(unnamed) > 1 else ""
+        raise DataError(sidecar, f"image {unnamed[0]!r}{more} has no text")
+    if not memes:
+        raise DataError(sidecar, "names no images")
+    return memes
+
+
+# --- prediction -----------------------------------------------------------------------------------
+def predict_safely(model: MemeModel, memes: list[Meme], batch_size: int = 64, explain: bool = False,
+                   progress: bool = True) -> tuple[list[dict], int]:
+    """Records in input order; a meme the model cannot read becomes {"id", "error"} instead of stopping."""
+    records: list[dict] = []
+    failures = 0
+    with tqdm(total=len(memes), unit="meme", desc="predict", disable=not progress) as bar:
+        for start in range(0, len(memes), batch_size):
+            batch = memes[start:start + batch_size]
+            try:
+                records.extend(model.predict(batch, explain=explain))
+            except DataError:
+                # Some meme in the batch is bad: redo it one by one to find and skip just that one.
+                for meme in batch:
+                    try:
+                        records.extend(model.predict([meme], explain=explain))
+                    except DataError as exc:
+                        records.append({"id": meme.id, "error": str(exc)})
+                        failures += 1
+            bar.update(len(batch))
+    return records, failures
+
+
+# --- outputs --------------------------------------------------------------------------------------
+def _format_of(path: str | Path, fmt: str | None) -> str:
+    if fmt is None:
+        if str(path) == "-":
+            return "json"
+        fmt = Path(path).suffix.lower().lstrip(".")
+        if fmt not in OUTPUT_FORMATS:
+            raise MemecatError(f"{path}: cannot tell the output format from the suffix; "
+                               f"use .json, .jsonl or .csv, or name the format")
+    if fmt not in OUTPUT_FORMATS:
+        raise MemecatError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def _csv_text(records: list[dict]) -> str:
+    score_columns: dict[str, None] = {}  # ordered set: score labels in first-seen order
+    for record in records:
+        score_columns.update(dict.fromkeys(record.get("scores", {})))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "labels", "error", *score_columns])
+    for record in records:
+        scores = record.get("scores", {})
+        writer.writerow([record["id"], ";".join(record.get("labels", [])), record.get("error", ""),
+                         *(scores.get(label, "") for label in score_columns)])
+    return out.getvalue()
+
+
+def _render(records: list[dict], fmt: str) -> str:
+    if fmt == "csv":
+        return _csv_text(records)
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None = None) -> None:
+    """Write records as json (the organisers' submission list), jsonl or csv; `-` is stdout.
+
+    The file is written to a temporary sibling and renamed, so a crash never leaves half a file.
+    CSV keeps id, labels (`;`-joined), error and one column per score; explanations need JSON.
+    """
+    text = _render(list(records), _format_of(path, fmt))
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; predictions are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,93 @@
+"""The demo page end to end: uvicorn serving the fake model, driven by Debian's headless Chromium.
+
+Set MEMECAT_SCREENSHOT=path to also save the page there (docs/page.png for the README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from test_serve import FakeModel
+
+from memecat.data.readers import read_dataset
+from memecat.serve import create_app
+from memecat.tasks import default_data_root
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DEV_SET = "semeval2021-task6/dev_set_task3_labeled/dev_set_task3_labeled.txt"
+
+
+@pytest.fixture
+def server_url() -> Iterator[str]:
+    # Bind first and hand uvicorn the socket: no race for a "free" port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(FakeModel()), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_page_shows_categories_and_heat_map(server_url: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} missing: run scripts/install-browser.sh")
+    dataset = default_data_root() / DEV_SET
+    if not dataset.exists():
+        pytest.skip(f"{dataset} missing")
+    meme = next(m for m in read_dataset(dataset) if m.image_path and m.image_path.exists())
+    expected = FakeModel().predict([meme])[0]["labels"]
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 960})
+            page.goto(server_url)
+            page.wait_for_selector("#model-info b")  # /healthz answered
+
+            # An API error is shown as a readable message.
+            page.set_input_files("#image", files=[{"name": "note.png", "mimeType": "image/png",
+                                                   "buffer": b"not an image"}])
+            page.fill("#text", meme.text)
+            page.click("#submit")
+            error = page.wait_for_selector("#error:not([hidden])")
+            assert "415" in error.inner_text() and "note.png: not an image" in error.inner_text()
+
+            page.set_input_files("#image", str(meme.image_path))
+            page.click("#submit")
+            page.wait_for_selector(".bar.detected")
+            assert page.is_hidden("#error")
+            detected = page.locator(".bar.detected .bar-name").all_inner_texts()
+            assert sorted(name.replace("detected", "").strip() for name in detected) == sorted(expected)
+            assert page.locator(".bar").count() == 22
+            assert page.is_visible("#legend")  # the heat map is drawn over the image
+            assert page.evaluate("document.getElementById('canvas').width") > 100
+
+            shot = tmp_path / "page.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    if target := os.environ.get("MEMECAT_SCREENSHOT"):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)

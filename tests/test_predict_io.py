@@ -1,0 +1,166 @@
+"""Prediction inputs (one meme, a dataset, a folder + text sidecar), safe batching, and output files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from test_serve import FakeModel, png_bytes
+
+from memecat.errors import DataError, MemecatError
+from memecat.predict_io import collect_inputs, predict_safely, write_predictions
+
+
+def image_folder(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "memes"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(png_bytes())
+    return folder
+
+
+# --- collect_inputs -------------------------------------------------------------------------------
+def test_one_meme_from_image_and_text(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "cat.png")
+    [meme] = collect_inputs(image=folder / "cat.png", text="hello")
+    assert (meme.id, meme.text, meme.image_path) == ("cat", "hello", folder / "cat.png")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image": "nowhere.png", "text": "hi"}, "nowhere.png: image file not found"),
+    ({"text": "hi"}, "give both --image"),
+    ({"image": "x.png", "text": "hi", "input_path": "d.json"}, "not both"),
+])
+def test_bad_command_line_inputs(kwargs: dict, message: str) -> None:
+    with pytest.raises(MemecatError, match=message):
+        collect_inputs(**kwargs)
+
+
+def test_empty_text_is_refused(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "cat.png")
+    with pytest.raises(DataError, match="text is empty"):
+        collect_inputs(image=folder / "cat.png", text="  ")
+
+
+def test_dataset_file(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "a.png")
+    dataset = folder / "data.jsonl"
+    dataset.write_text(json.dumps({"id": "m1", "text": "hi", "image": "a.png"}) + "\n")
+    [meme] = collect_inputs(input_path=dataset)
+    assert meme.id == "m1" and meme.image_path == folder / "a.png"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("texts.json", json.dumps({"a.png": "first", "b.png": "second"})),
+    ("texts.json", json.dumps([{"image": "a.png", "text": "first"}, {"image": "b.png", "text": "second"}])),
+    ("texts.jsonl", '{"image": "a.png", "text": "first"}\n{"image": "b.png", "text": "second"}\n'),
+    ("texts.csv", "image,text\na.png,first\nb.png,second\n"),
+    ("captions.json", json.dumps({"a.png": "first", "b.png": "second"})),  # any single sidecar
+])
+def test_folder_with_sidecar(tmp_path: Path, name: str, content: str) -> None:
+    folder = image_folder(tmp_path, "a.png", "b.png")
+    (folder / name).write_text(content)
+    memes = collect_inputs(input_path=folder)
+    assert [(m.id, m.text, m.image_path.name) for m in memes] == [("a", "first", "a.png"), ("b", "second", "b.png")]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "no text file in the folder"),
+    ({"one.json": "{}", "two.csv": "image,text\n"}, "several text files \\(one.json, two.csv\\)"),
+    ({"texts.json": json.dumps({"a.png": "only a"})}, "image 'b.png' has no text"),
+    ({"texts.json": json.dumps({"a.png": "x", "b.png": "y", "c.png": "z"})}, "image 'c.png' not found"),
+    ({"texts.json": json.dumps({"a.png": "", "b.png": "y"})}, "image 'a.png' has no text"),
+    ({"texts.json": "[1, 2]"}, "record 1 has no 'image' field"),
+    ({"texts.json": "{broken"}, "malformed JSON"),
+    ({"texts.csv": "name,caption\n"}, "CSV header lacks column\\(s\\) image, text"),
+])
+def test_folder_problems_name_file_and_cause(tmp_path: Path, files: dict, message: str) -> None:
+    folder = image_folder(tmp_path, "a.png", "b.png")
+    for name, content in files.items():
+        (folder / name).write_text(content)
+    with pytest.raises(DataError, match=message) as info:
+        collect_inputs(input_path=folder)
+    assert str(folder) in str(info.value) and "\n" not in str(info.value)
+
+
+# --- predict_safely -------------------------------------------------------------------------------
+def test_bad_image_becomes_an_error_record(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "a.png", "b.png", "d.png", "e.png")
+    (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    texts = {f"{c}.png": f"text {c}" * (i + 1) for i, c in enumerate("abcde")}
+    (folder / "texts.json").write_text(json.dumps(texts))
+    memes = collect_inputs(input_path=folder)
+
+    records, failures = predict_safely(FakeModel(), memes, batch_size=2, explain=True, progress=False)
+    assert failures == 1
+    assert [r["id"] for r in records] == ["a", "b", "c", "d", "e"]
+    assert records[2] == {"id": "c", "error": records[2]["error"]}
+    assert "c.png" in records[2]["error"] and "\n" not in records[2]["error"]
+    assert all("labels" in r and len(r["scores"]) == 22 for i, r in enumerate(records) if i != 2)
+
+
+def test_predict_safely_matches_plain_predict(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "a.png", "b.png", "c.png")
+    (folder / "texts.json").write_text(json.dumps({"a.png": "x", "b.png": "yy", "c.png": "zzz"}))
+    memes = collect_inputs(input_path=folder)
+    records, failures = predict_safely(FakeModel(), memes, batch_size=2, progress=False)
+    assert failures == 0 and records == FakeModel().predict(memes)
+
+
+# --- write_predictions ----------------------------------------------------------------------------
+RECORDS = [
+    {"id": "a", "labels": ["Smears", "Doubt"], "scores": {"Smears": 0.9, "Doubt": 0.7}},
+    {"id": "b", "labels": [], "scores": {"Smears": 0.1, "Doubt": 0.2}},
+    {"id": "c", "error": "c.png: corrupt image"},
+]
+
+
+def test_json_is_the_submission_list(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "pred.json"
+    write_predictions([{"id": "a", "labels": ["Smears"]}], path)
+    assert json.loads(path.read_text()) == [{"id": "a", "labels": ["Smears"]}]
+    write_predictions(RECORDS, path)
+    assert json.loads(path.read_text()) == RECORDS  # extra keys kept
+
+
+def test_jsonl_and_format_override(tmp_path: Path) -> None:
+    path = tmp_path / "pred.txt"
+    write_predictions(RECORDS, path, fmt="jsonl")
+    assert [json.loads(line) for line in path.read_text().splitlines()] == RECORDS
+
+
+def test_csv_columns(tmp_path: Path) -> None:
+    path = tmp_path / "pred.csv"
+    write_predictions(RECORDS, path)
+    rows = list(csv.DictReader(path.open(newline="")))
+    assert list(rows[0]) == ["id", "labels", "error", "Smears", "Doubt"]
+    assert rows[0] == {"id": "a", "labels": "Smears;Doubt", "error": "", "Smears": "0.9", "Doubt": "0.7"}
+    assert rows[2]["error"] == "c.png: corrupt image" and rows[2]["Smears"] == ""
+
+
+def test_dash_writes_stdout(capsys: pytest.CaptureFixture) -> None:
+    write_predictions(RECORDS[:1], "-")
+    assert json.loads(capsys.readouterr().out) == RECORDS[:1]
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(MemecatError, match="cannot tell the output format"):
+        write_predictions(RECORDS, tmp_path / "pred.xlsx")
+    with pytest.raises(MemecatError, match="unknown output format 'xml'"):
+        write_predictions(RECORDS, tmp_path / "pred.json", fmt="xml")
+
+
+def test_crash_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "pred.json"
+    path.write_text("old")
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr("memecat.predict_io.os.replace", crash)
+    with pytest.raises(OSError):
+        write_predictions(RECORDS, path)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.json"]
