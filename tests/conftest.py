@@ -19,12 +19,10 @@ def make_image(path: Path, seed: int = 0, size=(64, 48), fmt: str = "JPEG") -> P
     return path
 
 
-@pytest.fixture
-def tiny_data_root(tmp_path: Path, monkeypatch) -> Path:
-    """A data root in the organisers' layouts with a few synthetic memes, set as MEMECAT_DATA."""
+def build_tiny_data_root(root: Path) -> Path:
+    """A data root in the organisers' layouts with a few synthetic memes."""
     from memecat.tasks import get_task
 
-    root = tmp_path / "data"
     labels = list(get_task("semeval-t6").labels)
     rng = np.random.default_rng(0)
     for folder, name, n, labelled in [
@@ -58,8 +56,24 @@ def tiny_data_root(tmp_path: Path, monkeypatch) -> Path:
             make_image(harm / "images" / f"{split}_{i}.jpg", seed=100 + i)
             lines.append(json.dumps(row))
         (harm / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def tiny_data_root(tmp_path: Path, monkeypatch) -> Path:
+    """The tiny data root, set as MEMECAT_DATA for one test."""
+    root = build_tiny_data_root(tmp_path / "data")
     monkeypatch.setenv("MEMECAT_DATA", str(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_data_root_module(tmp_path_factory) -> Path:
+    """The tiny data root, set as MEMECAT_DATA for a whole test module."""
+    root = build_tiny_data_root(tmp_path_factory.mktemp("data"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMECAT_DATA", str(root))
+        yield root
 
 
 @pytest.fixture(autouse=True)

@@ -177,6 +177,51 @@ def cv(task_name, model_name, folds, seeds, config_path, as_json, data_root) -> 
                                               for k in summary["mean"]))
 
 
+# The model `memecat run` trains per task: the best by 5-fold CV over train+dev (README, "Results").
+BEST_MODEL = {"semeval-t6": "label-attention", "harm-c-2": "label-attention", "harm-c-3": "label-attention",
+              "harm-c-target": "label-attention"}
+
+
+@cli.command()
+@click.option("--task", "task_name", default="semeval-t6", show_default=True, help=TASK_HELP)
+@click.option("--model", "model_name", default=None, help="Model to train (default: the task's best by CV).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/main"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@data_root_option
+def run(task_name, model_name, out, seed, config_path, data_root) -> None:
+    """The main job: train on the training split, score the validation split, predict the test split."""
+    from memecat.metrics import per_label_table, task_scores
+    from memecat.predict_io import write_predictions
+    from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
+
+    task = get_task(task_name)
+    model_name = model_name or BEST_MODEL[task.name]
+    model = build_model(task_name, model_name, config_path, seed)
+    val_split = VALIDATION_SPLIT[task.name]
+    train_memes = load_split(task, "train", data_root)
+    val_memes = load_split(task, val_split, data_root)
+    test_memes = load_split(task, "test", data_root)
+    started = time.perf_counter()
+    # Validation memes stay unseen (the model carves its own selection sets from train) so its score is honest.
+    model.fit(train_memes, None)
+    seconds = time.perf_counter() - started
+    model.save_pretrained(out / "model")
+    gold = task.encode(val_memes)
+    val_records = model.predict(val_memes)
+    decided = model.decide(model.predict_proba(val_memes))
+    scores = task_scores(task, gold, decided)
+    write_predictions(val_records, out / f"{val_split}_predictions.json")
+    write_predictions(model.predict(test_memes), out / "test_predictions.json")
+    click.echo(f"\n{task.name} · {model_name} · trained on {len(train_memes)} memes in {seconds:.0f}s")
+    click.echo(f"{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
+    for row in per_label_table(gold, decided, task.labels):
+        click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
+                   f"{row['support']:5d}")
+    _print_scores(f"\n{val_split} ({len(val_memes)} memes)", scores)
+    click.echo(f"model: {out / 'model'}   test predictions ({len(test_memes)}): {out / 'test_predictions.json'}")
+
+
 @cli.group()
 def data() -> None:
     """Inspect datasets."""

@@ -23,7 +23,7 @@ from memecat.models.base import MemeModel, ModelConfig
 from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
-from memecat.training import TrainerOptions, fit_module
+from memecat.training import TrainerOptions, fit_module, seed_everything
 
 
 class LabelAttentionConfig(ModelConfig):
@@ -209,6 +209,7 @@ class LabelAttentionEnsemble(MemeModel):
         splits = member_splits(len(train), len(pool), cfg.ensemble_size,
                                min(cfg.ensemble_dev_size, len(pool) // 5), cfg.seed, bool(val))
         for k, (train_idx, dev_idx) in enumerate(splits):
+            seed_everything(cfg.seed * 1000 + k)
             net = self.new_net()
             module = LabelAttentionModule(net, cfg, self.task)
             options = TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=cfg.seed * 1000 + k,

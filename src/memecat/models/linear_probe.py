@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.special import expit, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
@@ -63,10 +64,8 @@ class LinearProbe(MemeModel):
     def _proba(self, x: np.ndarray, coef: np.ndarray, bias: np.ndarray) -> np.ndarray:
         z = x @ coef.T + bias
         if self.task.multi_label:
-            return 1.0 / (1.0 + np.exp(-z))
-        z = z - z.max(1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(1, keepdims=True)
+            return expit(z)
+        return softmax(z, axis=1)
 
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "LinearProbe":
         memes = train + (val or [])

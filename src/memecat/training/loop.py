@@ -44,11 +44,16 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*treespec.*")
 
 
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch RNGs at once: call before building a model so its initial weights repeat."""
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
 def fit_module(module: L.LightningModule, train_loader: DataLoader, val_loader: DataLoader | None,
                options: TrainerOptions) -> L.LightningModule:
     """Train `module`, keep the best epoch by validation score, and return the module with those weights."""
     quiet_lightning()
-    L.seed_everything(options.seed, workers=True, verbose=False)
+    seed_everything(options.seed)
     progress = sys.stderr.isatty() if options.progress is None else options.progress
     with tempfile.TemporaryDirectory(prefix="memecat-") as tmp:
         log_dir = Path(options.log_dir or tmp)
@@ -70,6 +75,7 @@ def fit_module(module: L.LightningModule, train_loader: DataLoader, val_loader: 
             enable_model_summary=False,
             deterministic=True,
             num_sanity_val_steps=0,
+            log_every_n_steps=1,
             enable_checkpointing=checkpoint is not None,
         )
         trainer.fit(module, train_loader, val_loader)

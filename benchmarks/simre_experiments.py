@@ -1,0 +1,149 @@
+"""SimRe's paper experiments on this machine: Table 1, Table 2 and Figures 3/4.
+
+Table 1: SimRe vs SimRe without simulation, K-fold CV over train+dev, mean +- std over seeds, paired t-test
+         (scipy.stats.ttest_rel over the matching (seed, fold) runs).
+Table 2: the temperature tau in {0.05, 0.1, 0.2, 0.5}.
+Figure 3: heat maps of T+.I+ and T-.I- on one batch of held-out (meme, category) rows.
+Figure 4: relative weight exp(s/tau) of each negative, normalised within the row's negatives and sorted by
+          similarity, averaged over rows; with and without simulation.
+
+    OMP_NUM_THREADS=1 python benchmarks/simre_experiments.py --task semeval-t6 --folds 5 --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy.stats import ttest_rel
+
+from memecat.evaluation import fold_splits
+from memecat.metrics import task_scores
+from memecat.models.simre import SimReConfig, SimReModel, prompt_polarity, task_temperature
+from memecat.tasks import VALIDATION_SPLIT, Task, get_task, load_split
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
+
+
+def cv_runs(task: Task, memes, overrides: dict, folds: int, seeds: list[int]) -> list[dict]:
+    """Scores of every (seed, fold) run, in a fixed order so two configs pair up run by run."""
+    y = task.encode(memes)
+    runs = []
+    for seed in seeds:
+        for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
+            model = SimReModel(task, SimReConfig(seed=seed * 100 + k, **overrides))
+            model.fit([memes[i] for i in train_idx], None)
+            proba = model.predict_proba([memes[i] for i in test_idx])
+            runs.append(task_scores(task, y[test_idx], model.decide(proba)))
+            print(json.dumps({"config": overrides, "seed": seed, "fold": k, **runs[-1]}), flush=True)
+    return runs
+
+
+def table(rows: dict[str, list[dict]], baseline: str | None = None) -> str:
+    """Markdown: mean +- std per metric; p-values of a paired t-test against `baseline`."""
+    metrics = list(next(iter(rows.values()))[0])
+    p_columns = [f"p {m} (vs {baseline})" for m in metrics] if baseline else []
+    lines = ["| config | " + " | ".join(metrics + p_columns) + " |", "|" + "---|" * (1 + len(metrics + p_columns))]
+    for name, runs in rows.items():
+        cells = [f"{np.mean([r[m] for r in runs]):.4f} ± {np.std([r[m] for r in runs]):.4f}" for m in metrics]
+        if baseline:
+            base = rows[baseline]
+            p = [ttest_rel([r[m] for r in runs], [r[m] for r in base]).pvalue if name != baseline else np.nan
+                 for m in metrics]
+            cells += [f"{v:.3g}" for v in p]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def batch_similarities(model: SimReModel, memes, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """s+ = T+.I+ and s- = T-.I- [R, R] over the first `rows` (meme, category) rows of held-out memes."""
+    net = model.members[0].eval()
+    tensors = model.inputs(memes, progress=False)
+    labels = torch.from_numpy(model.task.encode(memes))
+    n, c = labels.shape
+    categories = torch.arange(c).expand(n, -1)
+    consistent, inconsistent = prompt_polarity(labels)
+    with torch.inference_mode():
+        text_pos, image_pos = (t.flatten(0, 1)[:rows] for t in net(tensors, categories, consistent))
+        text_neg, image_neg = (t.flatten(0, 1)[:rows] for t in net(tensors, categories, inconsistent))
+    return text_pos @ image_pos.T, text_neg @ image_neg.T
+
+
+def negative_weights(s_pos: torch.Tensor, s_neg: torch.Tensor, temperature: float) -> np.ndarray:
+    """Per row: exp(s/tau) of its negatives (s+_ij, j != i, and every s-_ik) normalised, sorted, averaged."""
+    r = len(s_pos)
+    off_diagonal = ~torch.eye(r, dtype=torch.bool)
+    negatives = torch.cat([s_pos[off_diagonal].view(r, r - 1), s_neg], dim=1)
+    weights = (negatives / temperature).softmax(dim=1)
+    return weights.sort(dim=1, descending=True).values.mean(0).numpy()
+
+
+def figures(task: Task, train, held_out, overrides: dict, rows: int) -> None:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    for name, simulation in (("SimRe", True), ("w/o simulation", False)):
+        model = SimReModel(task, SimReConfig(**{**overrides, "simulation": simulation})).fit(train, None)
+        s_pos, s_neg = batch_similarities(model, held_out, rows)
+        tau = task_temperature(task, model.config)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+        for ax, matrix, title in zip(axes, (s_pos, s_neg), ("T+ · I+", "T- · I-")):
+            im = ax.imshow(matrix.numpy(), cmap="viridis", vmin=-1, vmax=1)
+            ax.set_title(f"{title} ({name})")
+            ax.set_xlabel("image row")
+            ax.set_ylabel("text row")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        fig.savefig(FIGURES / f"simre_fig3_similarity_{'sim' if simulation else 'nosim'}.png", dpi=120)
+        plt.close(fig)
+        curves[name] = negative_weights(s_pos, s_neg, tau)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("negative, sorted by similarity")
+    ax.set_ylabel("relative weight exp(s/τ) / Σ")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(FIGURES / "simre_fig4_negative_weights.png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="semeval-t6")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--config", default="{}", help="JSON of SimReConfig overrides for every run")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: table1,table2,figures")
+    parser.add_argument("--rows", type=int, default=48, help="(meme, category) rows in the figures' batch")
+    args = parser.parse_args()
+    task = get_task(args.task)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    overrides = json.loads(args.config)
+    skip = set(args.skip.split(","))
+    memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
+    if "table1" not in skip:
+        rows = {name: cv_runs(task, memes, {**overrides, "simulation": simulation}, args.folds, seeds)
+                for name, simulation in (("w/o simulation", False), ("SimRe", True))}
+        print("\nTable 1\n" + table(rows, baseline="w/o simulation"))
+    if "table2" not in skip:
+        rows = {f"τ = {t}": cv_runs(task, memes, {**overrides, "temperature": t}, args.folds, seeds)
+                for t in TEMPERATURES}
+        print("\nTable 2\n" + table(rows))
+    if "figures" not in skip:
+        figures(task, load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task.name]), overrides,
+                args.rows)
+        print(f"\nfigures written to {FIGURES}")
+
+
+if __name__ == "__main__":
+    main()
