@@ -102,6 +102,8 @@ def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_
     chosen = [x is not None for x in (input_path, split, image)]
     if sum(chosen) != 1:
         raise MemecatError("give exactly one of --input, --split, or --image with --text")
+    if explain and (fmt == "csv" or str(out).endswith(".csv")):
+        raise MemecatError("--explain needs JSON or JSONL output; CSV keeps only labels and scores")
     model = load_model(model_dir)
     if split is not None:
         memes = load_split(model.task, split, data_root)
@@ -124,7 +126,8 @@ def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Also write a report with tables and plots to this folder.")
-def evaluate(task_name, pred_path, gold_path, as_json, report_dir) -> None:
+@click.option("--report-format", type=click.Choice(["md", "html"]), default="md", show_default=True)
+def evaluate(task_name, pred_path, gold_path, as_json, report_dir, report_format) -> None:
     """Score predictions against gold labels with the task's official metric."""
     from memecat.evaluation import score_files
     from memecat.metrics import per_label_table
@@ -135,7 +138,7 @@ def evaluate(task_name, pred_path, gold_path, as_json, report_dir) -> None:
     if report_dir is not None:
         from memecat.report import write_report
 
-        path = write_report(task, gold, pred, report_dir)
+        path = write_report(task, gold, pred, report_dir, fmt=report_format)
         click.echo(f"report written to {path}", err=True)
     if as_json:
         click.echo(json.dumps(scores))
@@ -252,6 +255,25 @@ def serve(model_dir, host, port) -> None:
     from memecat.serve.app import run_server
 
     run_server(model_dir, host, port)
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=Path("runs/main/model"),
+              show_default=True, help="Model folder to time.")
+@click.option("--split", default="test", show_default=True, help="Split of the model's task to predict.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@data_root_option
+def bench(model_dir, split, as_json, data_root) -> None:
+    """Time prediction on a split's image files: cold process, warm model, cached features."""
+    from memecat.bench import predict_throughput
+
+    result = predict_throughput(model_dir, split, data_root)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['memes']} memes: cold {result['cold_memes_per_s']:.1f} memes/s "
+               f"({result['cold_s']:.1f}s incl. start-up), warm {result['warm_memes_per_s']:.1f} memes/s, "
+               f"cached features {result['cached_memes_per_s']:.1f} memes/s")
 
 
 def main() -> None:

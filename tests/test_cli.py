@@ -1,0 +1,100 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from memecat.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_predict_evaluate_majority(tiny_data_root, tmp_path):
+    out = tmp_path / "model"
+    result = invoke("train", "--task", "semeval-t6", "--model", "majority", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "dev: micro_f1=" in result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["task"] == "semeval-t6" and meta["model_type"] == "majority" and len(meta["labels"]) == 22
+
+    pred = tmp_path / "pred.json"
+    assert invoke("predict", "--model", out, "--split", "test", "--out", pred).exit_code == 0
+    records = json.loads(pred.read_text())
+    assert len(records) == 6 and all(set(r) == {"id", "labels"} for r in records)
+
+    dev_pred = tmp_path / "dev.json"
+    invoke("predict", "--model", out, "--split", "dev", "--out", dev_pred)
+    gold = tiny_data_root / "semeval2021-task6/dev_set_task3_labeled/dev_set_task3_labeled.txt"
+    result = invoke("evaluate", "--task", "semeval-t6", "--pred", dev_pred, "--gold", gold, "--json")
+    scores = json.loads(result.output)
+    assert set(scores) == {"micro_f1", "macro_f1"} and 0 < scores["micro_f1"] <= 1
+
+
+def test_harm_predictions_name_a_level(tiny_data_root, tmp_path):
+    out = tmp_path / "m"
+    invoke("train", "--task", "harm-c-3", "--model", "majority", "--out", out)
+    pred = tmp_path / "p.json"
+    invoke("predict", "--model", out, "--split", "val", "--out", pred)
+    records = json.loads(pred.read_text())
+    assert all(len(r["labels"]) == 1 and r["labels"][0].endswith("harmful") for r in records)
+    gold = tiny_data_root / "harm-c/val.jsonl"
+    scores = json.loads(invoke("evaluate", "--task", "harm-c-3", "--pred", pred, "--gold", gold, "--json").output)
+    assert set(scores) == {"acc", "macro_f1", "mmae"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--task", "nope", "--model", "majority", "--out", "x"], "unknown task 'nope'"),
+    (["train", "--task", "semeval-t6", "--model", "nope", "--out", "x"], "unknown model 'nope'"),
+    (["train", "--task", "semeval-t6", "--model", "majority", "--out", "x", "--data-root", "/no/such"],
+     "data root /no/such not found"),
+    (["predict", "--model", "/no/such/model", "--split", "test"], "model folder not found"),
+])
+def test_user_errors_are_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def test_bad_config_option_is_named(tiny_data_root, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("label_dim: 16\nlearning_rate_typo: 3\n")
+    result = CliRunner().invoke(cli, ["train", "--task", "semeval-t6", "--model", "label-attention",
+                                      "--out", str(tmp_path / "m"), "--config", str(config)])
+    assert result.exit_code == 2 and "learning_rate_typo" in result.output
+
+
+def test_damaged_model_folders(tiny_data_root, tmp_path):
+    out = tmp_path / "m"
+    invoke("train", "--task", "semeval-t6", "--model", "majority", "--out", out)
+    (out / "model.safetensors").write_bytes(b"garbage")
+    result = CliRunner().invoke(cli, ["predict", "--model", str(out), "--split", "test"])
+    assert result.exit_code == 2 and "damaged weights file" in result.output
+    meta = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**meta, "format_version": 99}))
+    result = CliRunner().invoke(cli, ["predict", "--model", str(out), "--split", "test"])
+    assert result.exit_code == 2 and "format 99" in result.output
+    (out / "config.json").write_text("{broken")
+    result = CliRunner().invoke(cli, ["predict", "--model", str(out), "--split", "test"])
+    assert result.exit_code == 2 and "damaged model config" in result.output
+
+
+def test_data_check_lists_every_problem(tmp_path):
+    from conftest import make_image
+
+    make_image(tmp_path / "ok.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    (tmp_path / "d.json").write_text(json.dumps([
+        {"id": "1", "text": "fine", "image": "ok.png", "labels": ["Smears"]},
+        {"id": "2", "text": "bad image", "image": "bad.png"},
+        {"id": "3", "text": "missing image", "image": "gone.png"},
+        {"id": "4", "text": "odd label", "image": "ok.png", "labels": ["Sarcasm"]},
+        {"id": "1", "text": "dup", "image": "ok.png"},
+    ]))
+    result = CliRunner().invoke(cli, ["data", "check", str(tmp_path / "d.json"), "--task", "semeval-t6"])
+    assert result.exit_code == 1
+    out = result.output
+    assert "duplicate id" in out and "[id 2]: image bad.png" in out and "[id 3]" in out and "Sarcasm" in out
+    assert "4 problem(s)" in out
