@@ -56,7 +56,8 @@ class LinearProbe(MemeModel):
         bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # labels never seen stay off
         for j in range(y.shape[1]):
             if 0 < y[:, j].sum() < len(y):
-                clf = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, max_iter=2000)
+                # liblinear: several times faster than lbfgs on these small binary problems.
+                clf = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, solver="liblinear")
                 clf.fit(x, y[:, j])
                 coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
         return coef, bias
