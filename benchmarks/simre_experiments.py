@@ -64,16 +64,17 @@ def table(rows: dict[str, list[dict]], baseline: str | None = None) -> str:
 
 
 def batch_similarities(model: SimReModel, memes, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """s+ = T+.I+ and s- = T-.I- [R, R] over the first `rows` (meme, category) rows of held-out memes."""
+    """s+ = T+.I+ and s- = T-.I- [R, R] over `rows` random (meme, category) rows of held-out memes."""
     net = model.members[0].eval()
     tensors = model.inputs(memes, progress=False)
     labels = torch.from_numpy(model.task.encode(memes))
     n, c = labels.shape
     categories = torch.arange(c).expand(n, -1)
     consistent, inconsistent = prompt_polarity(labels)
+    pick = torch.randperm(n * c, generator=torch.Generator().manual_seed(0))[:rows]
     with torch.inference_mode():
-        text_pos, image_pos = (t.flatten(0, 1)[:rows] for t in net(tensors, categories, consistent))
-        text_neg, image_neg = (t.flatten(0, 1)[:rows] for t in net(tensors, categories, inconsistent))
+        text_pos, image_pos = (t.flatten(0, 1)[pick] for t in net(tensors, categories, consistent))
+        text_neg, image_neg = (t.flatten(0, 1)[pick] for t in net(tensors, categories, inconsistent))
     return text_pos @ image_pos.T, text_neg @ image_neg.T
 
 
