@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-
 from memecat.evaluation import cross_validate, summarise
 from memecat.metrics import task_scores
 from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble
@@ -26,7 +25,7 @@ PAPER = {"none": (0.1333, 0.0812), "image": (0.4140, 0.1155), "text": (0.5256, 0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--variants", default="none,image,text,both")
+    parser.add_argument("--variants", default="both,text,image,none")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/la_ablation"))
     args = parser.parse_args()
@@ -36,7 +35,7 @@ def main() -> None:
     for variant in args.variants.split(","):
         dev_runs, cv_runs = [], []
         for seed in [int(s) for s in args.seeds.split(",")]:
-            build = lambda s, v=variant: LabelAttentionEnsemble(  # noqa: E731
+            build = lambda s, v=variant: LabelAttentionEnsemble(
                 task, LabelAttentionConfig(attention=v, ensemble_size=1, seed=s))
             started = time.perf_counter()
             model = build(seed).fit(train, None)
@@ -45,17 +44,21 @@ def main() -> None:
             print(f"{variant} seed {seed}: dev {dev_runs[-1]}  cv {cv_runs[-1]}  "
                   f"({time.perf_counter() - started:.0f}s)", flush=True)
         results[variant] = {"dev": summarise(dev_runs), "cv": summarise(cv_runs)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+        write_tables(results, args.out)  # after every variant, so a long run leaves partial tables
+
+
+def write_tables(results: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     lines = ["| variant | dev micro-F1 | dev macro-F1 | CV micro-F1 | CV macro-F1 | paper (val) micro / macro |",
              "|---|---|---|---|---|---|"]
     for variant, r in results.items():
-        cell = lambda part, k: f"{r[part]['mean'][k]:.4f} ± {r[part]['std'][k]:.4f}"  # noqa: E731
+        cell = lambda part, k, r=r: f"{r[part]['mean'][k]:.4f} ± {r[part]['std'][k]:.4f}"
         lines.append(f"| {NAMES[variant]} | {cell('dev', 'micro_f1')} | {cell('dev', 'macro_f1')} | "
                      f"{cell('cv', 'micro_f1')} | {cell('cv', 'macro_f1')} | "
                      f"{PAPER[variant][0]:.4f} / {PAPER[variant][1]:.4f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from memecat.models.label_attention import (
 )
 from memecat.tasks import get_task, load_split
 
-TINY = dict(label_dim=16, hidden_dims=(16, 8), max_epochs=2, patience=1, batch_size=16, ensemble_size=2,
-            ensemble_dev_size=8)
+TINY = {"label_dim": 16, "hidden_dims": (16, 8), "max_epochs": 2, "patience": 1, "batch_size": 16,
+        "ensemble_size": 2, "ensemble_dev_size": 8}
 
 
 def _batch(b=3, t=5, n_labels=4):
@@ -120,7 +120,7 @@ DDP_SCRIPT = textwrap.dedent("""
 def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path, tiny_data_root):
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=False,
                           timeout=600, env={**__import__("os").environ, "PL_DISABLE_FORK": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     rank0 = torch.load(tmp_path / "rank0.pt")

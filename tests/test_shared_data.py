@@ -4,8 +4,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import SHARED_DATA
+
 from memecat.cli import cli
 
 pytestmark = [pytest.mark.data,

@@ -72,5 +72,5 @@ def sniff_image_type(data: bytes) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.format
-    except Exception:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -56,7 +56,7 @@ class MemeModel:
         self.thresholds = np.full(task.num_labels, 0.5, dtype=np.float32)
 
     # --- the verbs -------------------------------------------------------------------------
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "MemeModel":
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MemeModel:
         raise NotImplementedError
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
@@ -119,11 +119,11 @@ class MemeModel:
         return directory
 
     @classmethod
-    def _from_metadata(cls, task: Task, config: ModelConfig, meta: dict, directory: Path) -> "MemeModel":
+    def _from_metadata(cls, task: Task, config: ModelConfig, meta: dict, directory: Path) -> MemeModel:
         return cls(task, config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "MemeModel":
+    def from_pretrained(cls, directory: str | Path) -> MemeModel:
         return load_model(directory)
 
 
@@ -160,7 +160,7 @@ def load_model(directory: str | Path) -> MemeModel:
         raise MemecatError(f"{directory / CONFIG_FILE}: label list differs from task {task.name}'s")
     try:
         config = cls.config_class(**meta.get("config", {}))
-    except Exception as exc:  # pydantic's ValidationError: a config from another version
+    except (ValidationError, TypeError) as exc:  # a config from another version
         raise MemecatError(f"{directory / CONFIG_FILE}: config does not fit this memecat ({exc})") from None
     model = cls._from_metadata(task, config, meta, directory)
     model.thresholds = np.asarray(meta.get("thresholds", model.thresholds), dtype=np.float32)

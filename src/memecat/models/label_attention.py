@@ -198,7 +198,7 @@ class LabelAttentionEnsemble(MemeModel):
         return DataLoader(TensorDictDataset(tensors), batch_size=self.config.batch_size, shuffle=shuffle)
 
     # --- the verbs -------------------------------------------------------------------------
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "LabelAttentionEnsemble":
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LabelAttentionEnsemble:
         cfg = self.config
         pool = train + (val or [])
         tensors = self.inputs(pool)

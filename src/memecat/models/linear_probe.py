@@ -68,7 +68,7 @@ class LinearProbe(MemeModel):
             return expit(z)
         return softmax(z, axis=1)
 
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "LinearProbe":
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LinearProbe:
         memes = train + (val or [])
         x = self.features(memes)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6

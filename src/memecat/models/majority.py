@@ -13,7 +13,7 @@ from memecat.models.base import MemeModel
 class MajorityModel(MemeModel):
     model_type = "majority"
 
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> "MajorityModel":
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MajorityModel:
         y = self.task.encode(train)
         self.prior = y.mean(axis=0).astype(np.float32)
         if not self.task.multi_label:
