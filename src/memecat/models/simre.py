@@ -1,0 +1,435 @@
+"""SimRe: Simulation of memes Recreation, with be/not prompts and a two-stream cross-modal transformer.
+
+Rows are (meme, category) pairs. Each row's text is the category's prompt ("My technique is {label}." or
+"... is not {label}.") followed by the meme's text; two cross-modal transformers read it against the image:
+    I = TF(sources: e(text), targets: e(image)),   T = TF(sources: e(image), targets: e(text))   (Eq. 8)
+and are trained with InfoNCE + hard negatives (simre_loss). Training batches also hold recreated memes:
+image = lam * image_i + (1 - lam) * image_j, text = text_i + " " + text_j, labels = labels_i OR labels_j.
+A category is predicted when the meme's image-text similarity under the be-prompt beats the not-prompt's.
+
+Texts come from a frozen encoder as token features: a prompt and a meme text are encoded apart and their
+token sequences concatenated (likewise the two texts of a recreated meme). The trainable self-attention
+of the text stream is what reads them together; encoding every (meme, category, be/not) text jointly
+would cost N x C x 2 encoder passes and as many cached token matrices, and recreated texts would need more.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from memecat.data.images import open_image
+from memecat.data.meme import Meme
+from memecat.encoders.base import GRID_TOKENS
+from memecat.encoders.cache import content_hash
+from memecat.metrics import primary_metric, task_scores
+from memecat.models.base import MemeModel, ModelConfig
+from memecat.models.inputs import (
+    TensorDictDataset,
+    encode_inputs,
+    feature_cache,
+    image_encoder,
+    subset,
+    text_encoder,
+)
+from memecat.models.label_attention import member_splits
+from memecat.models.simre_loss import SimReLoss
+from memecat.models.thresholds import choose_thresholds, global_threshold
+from memecat.tasks import Task
+from memecat.training import TrainerOptions, fit_module
+
+BE, NOT = 0, 1  # prompt polarity index
+ROW_KEYS = ("image_grid", "text_tokens", "text_mask", "labels")
+
+
+class SimReConfig(ModelConfig):
+    text_encoder: str = "minilm-l6"
+    image_encoder: str = "efficientnet-lite0"
+    width: int = 64  # CPU-small: one training step of width 256 costs ~15x more
+    layers: int = 1
+    heads: int = 4
+    ff_dim: int = 128
+    dropout: float = 0.1
+    max_text_tokens: int = 32  # meme text tokens kept (the prompt comes on top)
+    temperature: float | None = None  # None: 0.2 for SemEval, 0.5 for the harm tasks
+    simulation: bool = True
+    mix: Literal["grid", "pixel"] = "grid"  # grid: fresh in-batch pairs every step at no encoder cost
+    mix_lambda: float = 0.5
+    recreated_per_batch: float = 0.5  # recreated memes per original meme in a batch
+    pixel_pairs: int | None = None  # pixel mode: size of the precomputed pool (None: one per training meme)
+    categories_per_meme: int | None = 4  # training rows per meme; positives first (None: every category)
+    lr: float = 5e-4  # the paper's 5e-5 fine-tunes CLIP; these layers start from scratch
+    step_size: int = 10  # StepLR, in epochs
+    gamma: float = 0.5
+    batch_size: int = 16
+    max_epochs: int = 10
+    patience: int = 4
+    # 5-fold CV on SemEval: margin (global threshold) micro-F1 0.551 vs argmax 0.279; argmax over-predicts.
+    rule: Literal["argmax", "margin"] = "margin"
+    threshold_mode: Literal["global", "per-label"] = "global"
+    ensemble_size: int = 1
+    dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+
+def task_temperature(task: Task, config: SimReConfig) -> float:
+    if config.temperature is not None:
+        return config.temperature
+    return 0.2 if task.metric == "semeval" else 0.5
+
+
+# --- prompts --------------------------------------------------------------------------------------
+def prompt_texts(task: Task) -> list[str]:
+    """[C * 2] texts: be-prompt then not-prompt of each category, in label order."""
+    return [p.format(label=label) for label in task.labels for p in (task.be_prompt, task.not_prompt)]
+
+
+def prompt_polarity(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """0/1 labels [...] -> (consistent, inconsistent) prompt indices: be for a true label, not for a false one."""
+    consistent = torch.where(labels > 0.5, BE, NOT)
+    return consistent, 1 - consistent
+
+
+# --- recreation -----------------------------------------------------------------------------------
+def recreate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], lam: float,
+             image_grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Row-aligned memes a, b -> recreated memes: mixed image, text a then text b, labels a OR b.
+
+    `image_grid` replaces the feature mix with features of mixed pixels (the "pixel" mode).
+    """
+    grid = lam * a["image_grid"] + (1 - lam) * b["image_grid"] if image_grid is None else image_grid
+    return {
+        "image_grid": grid,
+        "text_tokens": torch.cat([a["text_tokens"], b["text_tokens"]], dim=1),
+        "text_mask": torch.cat([a["text_mask"], b["text_mask"]], dim=1),
+        "labels": torch.maximum(a["labels"], b["labels"]),
+    }
+
+
+def random_pairs(n: int, count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` pairs (i, j) of distinct indices below n."""
+    i = torch.randint(n, (count,), generator=generator)
+    j = (i + torch.randint(1, max(n, 2), (count,), generator=generator)) % n
+    return i, j
+
+
+def join(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stack two row sets whose text lengths differ (right-padding the shorter)."""
+    length = max(a["text_mask"].shape[1], b["text_mask"].shape[1])
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, 0, 0, length - t.shape[1]) if t.dim() == 3 else (0, length - t.shape[1]))
+
+    return {k: torch.cat([pad(a[k]), pad(b[k])] if k.startswith("text") else [a[k], b[k]]) for k in ROW_KEYS}
+
+
+def pixel_mixed_grids(memes: list[Meme], pairs: tuple[np.ndarray, np.ndarray], lam: float, name: str,
+                      batch_size: int = 32) -> torch.Tensor:
+    """Frozen-encoder grids [P, 49, D] of lam * pixels_i + (1 - lam) * pixels_j, through the feature cache."""
+    encoder, cache = image_encoder(name), feature_cache()
+    digests = [content_hash(m.image_path.read_bytes()) for m in memes]
+    out = torch.empty(len(pairs[0]), GRID_TOKENS, encoder.dim)
+    todo = []
+    for row, (i, j) in enumerate(zip(*pairs)):
+        key = content_hash(f"simre-mix:{digests[i]}:{digests[j]}:{lam}")
+        entry = cache.get(encoder, key)
+        if entry is not None and entry.get("grid") is not None and entry["grid"].shape == out.shape[1:]:
+            out[row] = entry["grid"].float()
+        else:
+            todo.append((row, i, j, key))
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        pixels = [lam * encoder.preprocess([open_image(memes[i].image_path)])[0]
+                  + (1 - lam) * encoder.preprocess([open_image(memes[j].image_path)])[0] for _, i, j, _ in chunk]
+        with torch.inference_mode():
+            grids = encoder(torch.stack(pixels)).grid
+        for (row, _, _, key), grid in zip(chunk, grids):
+            entry = {"grid": grid.to(torch.float16).clone()}
+            cache.put(encoder, key, entry)
+            out[row] = entry["grid"].float()  # the stored precision, so warm and cold runs agree
+    return out
+
+
+# --- the network ----------------------------------------------------------------------------------
+class CrossModalStream(nn.Module):
+    """Targets self-attend, then cross-attend to the sources (the memory); mean-pooled over real targets."""
+
+    def __init__(self, config: SimReConfig):
+        super().__init__()
+        layer = nn.TransformerDecoderLayer(config.width, config.heads, config.ff_dim, config.dropout,
+                                           batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, config.layers, norm=nn.LayerNorm(config.width))
+
+    def forward(self, targets: torch.Tensor, target_mask: torch.Tensor, sources: torch.Tensor,
+                source_mask: torch.Tensor) -> torch.Tensor:
+        """targets [R, Lt, w], sources [R, Ls, w], masks True on real tokens -> [R, w]."""
+        out = self.decoder(targets, sources, tgt_key_padding_mask=~target_mask,
+                           memory_key_padding_mask=~source_mask)
+        weights = target_mask.unsqueeze(-1).float()
+        return (out * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class SimReNet(nn.Module):
+    """(memes, categories, prompt polarity) -> L2-normalised text and image embeddings per row."""
+
+    def __init__(self, prompt_tokens: torch.Tensor, prompt_mask: torch.Tensor, text_dim: int, image_dim: int,
+                 config: SimReConfig):
+        super().__init__()
+        w = config.width
+        # Prompt token features [C, 2, Lp, d] from the frozen encoder; saved so a loaded model needs no re-encoding.
+        self.register_buffer("prompt_tokens", prompt_tokens)
+        self.register_buffer("prompt_mask", prompt_mask)
+        # LayerNorm first: frozen CNN grids and transformer tokens arrive on very different scales.
+        self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, w))
+        self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, w))
+        self.image_stream = CrossModalStream(config)  # I: image targets read the text
+        self.text_stream = CrossModalStream(config)  # T: text targets read the image
+        self.text_out = nn.Linear(w, w)
+        self.image_out = nn.Linear(w, w)
+
+    def forward(self, batch: dict[str, torch.Tensor], categories: torch.Tensor,
+                polarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """categories, polarity [B, K] -> text, image [B, K, w] (unit length)."""
+        b, k = categories.shape
+        prompts = self.text_proj(self.prompt_tokens[categories, polarity])  # [B, K, Lp, w]
+        prompt_mask = self.prompt_mask[categories, polarity]
+        meme = self.text_proj(batch["text_tokens"])[:, None].expand(-1, k, -1, -1)
+        meme_mask = batch["text_mask"][:, None].expand(-1, k, -1)
+        text = torch.cat([prompts, meme], dim=2).flatten(0, 1)
+        text_mask = torch.cat([prompt_mask, meme_mask], dim=2).flatten(0, 1)
+        image = self.image_proj(batch["image_grid"])
+        image = image[:, None].expand(-1, k, -1, -1).flatten(0, 1)
+        image_mask = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
+        image_emb = self.image_out(self.image_stream(image, image_mask, text, text_mask))
+        text_emb = self.text_out(self.text_stream(text, text_mask, image, image_mask))
+        return F.normalize(text_emb, dim=-1).view(b, k, -1), F.normalize(image_emb, dim=-1).view(b, k, -1)
+
+    def similarities(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s_be, s_not) [B, C]: image-text cosine under each category's be- and not-prompt."""
+        n, c = len(batch["image_grid"]), self.prompt_tokens.shape[0]
+        categories = torch.arange(c, device=batch["image_grid"].device).expand(n, -1)
+        out = []
+        for polarity in (BE, NOT):
+            text, image = self(batch, categories, torch.full_like(categories, polarity))
+            out.append((text * image).sum(-1))
+        return out[0], out[1]
+
+
+def training_categories(labels: torch.Tensor, k: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[B, K] categories per meme: its true ones first, then random others (every category when k is None)."""
+    n, c = labels.shape
+    if k is None or k >= c:
+        return torch.arange(c).expand(n, -1)
+    priority = torch.rand(n, c, generator=generator) + 2 * labels
+    return priority.topk(k, dim=1).indices
+
+
+# --- training ------------------------------------------------------------------------------------
+def margin_scores(s_be: torch.Tensor, s_not: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Scores in [0, 1]: above 0.5 exactly when the be-prompt wins."""
+    return torch.sigmoid((s_be - s_not) / temperature)
+
+
+def selection_score(task: Task, rule: str, y: np.ndarray, proba: np.ndarray) -> float:
+    """Validation figure for early stopping under the decision rule in use."""
+    if task.multi_label:
+        threshold = 0.5 if rule == "argmax" else global_threshold(y, proba)
+        decided = (proba >= threshold).astype(int)
+    else:
+        decided = np.eye(task.num_labels, dtype=int)[proba.argmax(1)]
+    return task_scores(task, y, decided)[primary_metric(task)]
+
+
+class SimReModule(L.LightningModule):
+    """Training wrapper: recreation, (meme, category) rows, InfoNCE with hard negatives, Adam + StepLR."""
+
+    def __init__(self, net: SimReNet, config: SimReConfig, task: Task, pool: dict[str, torch.Tensor] | None):
+        super().__init__()
+        self.net, self.config, self.task = net, config, task
+        self.pool = pool  # pixel mode: precomputed recreated memes
+        self.loss_fn = SimReLoss(task_temperature(task, config))
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def with_recreated(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        batch = {k: batch[k] for k in ROW_KEYS}
+        count = round(cfg.recreated_per_batch * len(batch["labels"]))
+        if not cfg.simulation or count == 0 or len(batch["labels"]) < 2:
+            return batch
+        if self.pool is not None:
+            rows = subset(self.pool, torch.randint(len(self.pool["labels"]), (count,)))
+        else:
+            i, j = random_pairs(len(batch["labels"]), count)
+            rows = recreate(subset(batch, i), subset(batch, j), cfg.mix_lambda)
+        return join(batch, rows)
+
+    def training_step(self, batch, batch_idx):
+        batch = self.with_recreated(batch)
+        categories = training_categories(batch["labels"], self.config.categories_per_meme)
+        consistent, inconsistent = prompt_polarity(batch["labels"].gather(1, categories))
+        text_pos, image_pos = self.net(batch, categories, consistent)
+        text_neg, image_neg = self.net(batch, categories, inconsistent)
+        loss = self.loss_fn(text_pos.flatten(0, 1), image_pos.flatten(0, 1), text_neg.flatten(0, 1),
+                            image_neg.flatten(0, 1))
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        s_be, s_not = self.net.similarities(batch)
+        self._val.append((margin_scores(s_be, s_not, self.loss_fn.temperature), batch["labels"]))
+
+    def on_validation_epoch_end(self):
+        proba = torch.cat([p for p, _ in self._val])
+        labels = torch.cat([y for _, y in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:  # every rank scores the whole validation set
+            proba = self.all_gather(proba).reshape(-1, proba.shape[-1])
+            labels = self.all_gather(labels).reshape(-1, labels.shape[-1])
+        score = selection_score(self.task, self.config.rule, labels.cpu().numpy(), proba.float().cpu().numpy())
+        self.log("val_score", score, prog_bar=True, sync_dist=False)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.config.step_size, self.config.gamma)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+# --- the model ------------------------------------------------------------------------------------
+class SimReModel(MemeModel):
+    """SimRe (optionally K members averaged); one model folder."""
+
+    model_type = "simre"
+    config_class = SimReConfig
+
+    def __init__(self, task: Task, config: SimReConfig | None = None):
+        super().__init__(task, config)
+        self.members: list[SimReNet] = []
+        self.held_out: tuple[np.ndarray, np.ndarray] | None = None  # (y, scores) of dev memes, for rule studies
+
+    @property
+    def temperature(self) -> float:
+        return task_temperature(self.task, self.config)
+
+    # --- building --------------------------------------------------------------------------
+    def prompt_features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen token features of every prompt: [C, 2, Lp, d] and mask [C, 2, Lp]."""
+        encoder = text_encoder(self.config.text_encoder)
+        inputs = encoder.tokenize(prompt_texts(self.task))
+        with torch.inference_mode():
+            features = encoder(**inputs)
+        c = self.task.num_labels
+        # Stored at the cache's float16 precision, like every other frozen feature.
+        tokens = features.tokens.to(torch.float16).float() * features.mask.unsqueeze(-1)
+        return tokens.reshape(c, 2, *tokens.shape[1:]).clone(), features.mask.bool().reshape(c, 2, -1).clone()
+
+    def new_net(self, prompts: tuple[torch.Tensor, torch.Tensor] | None = None) -> SimReNet:
+        text_dim = text_encoder(self.config.text_encoder).dim
+        image_dim = image_encoder(self.config.image_encoder).dim
+        return SimReNet(*(prompts or self.prompt_features()), text_dim, image_dim, self.config)
+
+    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
+        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, False, progress=progress)
+        t = self.config.max_text_tokens
+        return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t], "text_mask": x["text_mask"][:, :t]}
+
+    def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool, batch_size: int | None = None) -> DataLoader:
+        return DataLoader(TensorDictDataset(tensors), batch_size=batch_size or self.config.batch_size,
+                          shuffle=shuffle)
+
+    def pixel_pool(self, memes: list[Meme], tensors: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+        """Recreated memes from mixed pixels, drawn once per training run (encoding them is the costly part)."""
+        n = len(memes)
+        generator = torch.Generator().manual_seed(seed)
+        i, j = random_pairs(n, self.config.pixel_pairs or n, generator)
+        grids = pixel_mixed_grids(memes, (i.numpy(), j.numpy()), self.config.mix_lambda, self.config.image_encoder)
+        return recreate(subset(tensors, i), subset(tensors, j), self.config.mix_lambda, image_grid=grids)
+
+    # --- the verbs -------------------------------------------------------------------------
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> SimReModel:
+        cfg = self.config
+        pool_memes = train + (val or [])
+        tensors = self.inputs(pool_memes)
+        y = self.task.encode(pool_memes)
+        tensors["labels"] = torch.from_numpy(y)
+        prompts = self.prompt_features()
+        self.members = []
+        held_out_proba, held_out_y = [], []
+        splits = member_splits(len(train), len(pool_memes), cfg.ensemble_size,
+                               min(cfg.dev_size, len(pool_memes) // 5), cfg.seed, bool(val))
+        for k, (train_idx, dev_idx) in enumerate(splits):
+            seed = cfg.seed * 1000 + k
+            train_rows = subset(tensors, train_idx)
+            pool = None
+            if cfg.simulation and cfg.mix == "pixel":
+                pool = self.pixel_pool([pool_memes[i] for i in train_idx], train_rows, seed)
+            net = self.new_net(prompts)
+            module = SimReModule(net, cfg, self.task, pool)
+            options = TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=seed,
+                                     devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy)
+            fit_module(module, self.loader(train_rows, True), self.loader(subset(tensors, dev_idx), False), options)
+            net.eval()
+            self.members.append(net)
+            held_out_proba.append(self._member_proba(net, subset(tensors, dev_idx)))
+            held_out_y.append(y[dev_idx])
+        self.held_out = (np.concatenate(held_out_y), np.concatenate(held_out_proba))
+        if self.task.multi_label:
+            # argmax: "be" wins <=> score >= 0.5; margin: thresholds on the members' unseen dev memes.
+            self.thresholds = (np.full(self.task.num_labels, 0.5, dtype=np.float32) if cfg.rule == "argmax" else
+                               choose_thresholds(*self.held_out, cfg.threshold_mode))
+        return self
+
+    @torch.inference_mode()
+    def _member_similarities(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        net.eval()
+        pairs = [net.similarities(batch) for batch in self.loader(tensors, False, batch_size=32)]
+        return torch.cat([p[0] for p in pairs]).numpy(), torch.cat([p[1] for p in pairs]).numpy()
+
+    def _member_proba(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> np.ndarray:
+        s_be, s_not = self._member_similarities(net, tensors)
+        return margin_scores(torch.from_numpy(s_be), torch.from_numpy(s_not), self.temperature).numpy()
+
+    def similarities(self, memes: list[Meme]) -> tuple[np.ndarray, np.ndarray]:
+        """(s_be, s_not) [N, C], averaged over members."""
+        tensors = self.inputs(memes, progress=False)
+        pairs = [self._member_similarities(net, tensors) for net in self.members]
+        return np.mean([p[0] for p in pairs], axis=0), np.mean([p[1] for p in pairs], axis=0)
+
+    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+        s_be, s_not = self.similarities(memes)
+        return margin_scores(torch.from_numpy(s_be), torch.from_numpy(s_not), self.temperature).numpy()
+
+    def explain(self, memes: list[Meme]) -> list[dict]:
+        """Per label: similarity under the be- and the not-prompt, and their margin."""
+        s_be, s_not = self.similarities(memes)
+        return [{label: {"be": round(float(b), 4), "not": round(float(n), 4), "margin": round(float(b - n), 4)}
+                 for label, b, n in zip(self.task.labels, row_be, row_not)}
+                for row_be, row_not in zip(s_be, s_not)]
+
+    # --- the folder ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, net in enumerate(self.members):
+            prefix = f"member{k}."
+            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
+            net.eval()
+
+    def extra_metadata(self) -> dict:
+        return {"members": len(self.members),
+                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
+
+    @classmethod
+    def _from_metadata(cls, task, config, meta, directory):
+        model = cls(task, config)
+        prompts = model.prompt_features()  # shapes only: the saved buffers overwrite them
+        model.members = [model.new_net(prompts) for _ in range(int(meta.get("members", config.ensemble_size)))]
+        return model

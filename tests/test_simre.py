@@ -1,0 +1,104 @@
+"""SimRe: the loss against a hand computation, recreation, prompts, the transformer, and a save/load round trip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from memecat.models.simre import (
+    BE,
+    NOT,
+    SimReConfig,
+    SimReModel,
+    SimReNet,
+    join,
+    prompt_polarity,
+    prompt_texts,
+    recreate,
+    training_categories,
+)
+from memecat.models.simre_loss import SimReLoss
+from memecat.tasks import get_task
+
+
+def test_loss_matches_hand_computation():
+    # 2 rows, 2-d unit vectors: s+ = [[1, 0], [0.6, 0.8]] . rows, s- chosen to give easy dot products.
+    text_pos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    image_pos = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    text_neg = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    image_neg = torch.tensor([[0.0, 1.0], [0.8, 0.6]])
+    tau = 0.5
+    # s+ = [[1, .6], [0, .8]], s- = [[1, .6], [0, .8]]
+    loss_0 = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0.6 / tau) + math.exp(1 / tau)
+                                            + math.exp(0.6 / tau)))
+    loss_1 = -math.log(math.exp(0.8 / tau) / (math.exp(0.8 / tau) + math.exp(0 / tau) + math.exp(0 / tau)
+                                              + math.exp(0.8 / tau)))
+    loss = SimReLoss(tau)(text_pos, image_pos, text_neg, image_neg)
+    assert loss.item() == pytest.approx((loss_0 + loss_1) / 2, abs=1e-6)
+    logits_pos, logits_neg = SimReLoss(tau).get_logits(text_pos, image_pos, text_neg, image_neg)
+    assert torch.allclose(logits_pos, torch.tensor([[2.0, 1.2], [0.0, 1.6]]))
+    assert torch.allclose(logits_neg, torch.tensor([[2.0, 1.2], [0.0, 1.6]]))
+
+
+def test_recreation_mixes_images_concatenates_texts_ors_labels():
+    a = {"image_grid": torch.ones(1, 49, 3), "text_tokens": torch.full((1, 2, 4), 1.0),
+         "text_mask": torch.tensor([[True, False]]), "labels": torch.tensor([[1.0, 0.0, 0.0]])}
+    b = {"image_grid": torch.zeros(1, 49, 3), "text_tokens": torch.full((1, 3, 4), 2.0),
+         "text_mask": torch.tensor([[True, True, False]]), "labels": torch.tensor([[0.0, 1.0, 0.0]])}
+    out = recreate(a, b, 0.3)
+    assert torch.allclose(out["image_grid"], torch.full((1, 49, 3), 0.3))
+    assert out["text_tokens"][0, :, 0].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0]  # text a, then text b
+    assert out["text_mask"].tolist() == [[True, False, True, True, False]]
+    assert out["labels"].tolist() == [[1.0, 1.0, 0.0]]
+    joined = join(a, out)
+    assert joined["text_tokens"].shape == (2, 5, 4) and joined["text_mask"][0].tolist() == [True] + [False] * 4
+
+
+def test_prompts_consistent_with_labels():
+    task = get_task("semeval-t6")
+    texts = prompt_texts(task)
+    assert texts[0] == f"My technique is {task.labels[0]}." and texts[1] == f"My technique is not {task.labels[0]}."
+    consistent, inconsistent = prompt_polarity(torch.tensor([[1.0, 0.0]]))
+    assert consistent.tolist() == [[BE, NOT]] and inconsistent.tolist() == [[NOT, BE]]
+    categories = training_categories(torch.tensor([[0.0, 0.0, 1.0, 0.0, 1.0]]), 3)
+    assert set(categories[0, :2].tolist()) == {2, 4}  # true categories always among the rows
+
+
+def test_transformer_shapes_and_unit_norm():
+    config = SimReConfig(width=16, heads=2, ff_dim=32, layers=2)
+    prompts = torch.randn(3, 2, 4, 8)
+    net = SimReNet(prompts, torch.ones(3, 2, 4, dtype=torch.bool), text_dim=8, image_dim=12, config=config)
+    batch = {"image_grid": torch.randn(5, 49, 12), "text_tokens": torch.randn(5, 6, 8),
+             "text_mask": torch.tensor([[True] * 6] * 4 + [[True, False, False, False, False, False]])}
+    categories = torch.tensor([[0, 1]] * 5)
+    text, image = net(batch, categories, torch.zeros_like(categories))
+    assert text.shape == image.shape == (5, 2, 16)
+    assert torch.allclose(text.norm(dim=-1), torch.ones(5, 2), atol=1e-5)
+    assert torch.allclose(image.norm(dim=-1), torch.ones(5, 2), atol=1e-5)
+    s_be, s_not = net.similarities(batch)
+    assert s_be.shape == s_not.shape == (5, 3)
+
+
+@pytest.mark.parametrize(("task_name", "mix"), [("semeval-t6", "grid"), ("semeval-t6", "pixel"), ("harm-c-3", "grid")])
+def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix):
+    from memecat.models.base import load_model
+    from memecat.tasks import VALIDATION_SPLIT, load_split
+
+    task = get_task(task_name)
+    train, dev = load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task_name])
+    config = SimReConfig(width=16, heads=2, ff_dim=32, max_epochs=2, batch_size=8, lr=1e-3, mix=mix,
+                         pixel_pairs=8, rule="margin")
+    model = SimReModel(task, config).fit(train, dev)
+    test = load_split(task, "test")
+    before = model.predict(test, explain=True)
+    loaded = load_model(model.save_pretrained(tmp_path / "simre"))
+    after = loaded.predict(test, explain=True)
+    assert [r["labels"] for r in before] == [r["labels"] for r in after]
+    assert task.multi_label or all(len(r["labels"]) == 1 for r in after)
+    np.testing.assert_allclose(model.predict_proba(test), loaded.predict_proba(test), atol=1e-6)
+    entry = after[0]["explanation"][task.labels[0]]
+    assert set(entry) == {"be", "not", "margin"}
+    assert entry["margin"] == pytest.approx(entry["be"] - entry["not"], abs=2e-4)
