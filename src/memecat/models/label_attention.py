@@ -220,10 +220,10 @@ class LabelAttentionEnsemble(MemeModel):
             self.members.append(net)
             held_out_proba.append(self._member_proba(net, subset(tensors, dev_idx)))
             held_out_y.append(y[dev_idx])
+        # Each member's dev memes are unseen by that member: pooled, they choose the thresholds.
+        self.held_out = (np.concatenate(held_out_y), np.concatenate(held_out_proba))
         if self.task.multi_label:
-            # Each member's dev memes are unseen by that member: pool them to choose thresholds.
-            self.thresholds = choose_thresholds(np.concatenate(held_out_y), np.concatenate(held_out_proba),
-                                                cfg.threshold_mode)
+            self.thresholds = choose_thresholds(*self.held_out, cfg.threshold_mode)
         return self
 
     @torch.inference_mode()
