@@ -35,7 +35,7 @@ def predict_throughput(model_dir: Path, split: str = "test", data_root: Path | N
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "memecat.cli", "predict", "--model", str(model_dir), "--split", split,
-             "--out", os.devnull, *(["--data-root", str(data_root)] if data_root else [])],
+             "--out", os.devnull, "--format", "json", *(["--data-root", str(data_root)] if data_root else [])],
             check=True, env={**os.environ, "MEMECAT_CACHE": cold_cache}, stderr=subprocess.DEVNULL)
         cold = time.perf_counter() - started
         model = load_model(model_dir)
