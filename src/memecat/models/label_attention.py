@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 
 from memecat.data.meme import Meme
 from memecat.metrics import primary_metric, task_scores
-from memecat.models.base import MemeModel, ModelConfig
+from memecat.models.base import ModelConfig
+from memecat.models.ensemble import EnsembleModel
 from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
@@ -169,7 +170,7 @@ def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: in
     return splits
 
 
-class LabelAttentionEnsemble(MemeModel):
+class LabelAttentionEnsemble(EnsembleModel):
     """K label-attention models whose probabilities are averaged; one model folder."""
 
     model_type = "label-attention"
@@ -269,23 +270,3 @@ class LabelAttentionEnsemble(MemeModel):
                 per_label[label] = entry
             result.append(per_label)
         return result
-
-    # --- the folder ------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for k, net in enumerate(self.members):
-            prefix = f"member{k}."
-            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
-            net.eval()
-
-    def extra_metadata(self) -> dict:
-        return {"members": len(self.members),
-                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
-
-    @classmethod
-    def _from_metadata(cls, task, config, meta, directory):
-        model = cls(task, config)
-        model.members = [model.new_net() for _ in range(int(meta.get("members", config.ensemble_size)))]
-        return model

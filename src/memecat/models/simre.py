@@ -29,7 +29,8 @@ from memecat.data.meme import Meme
 from memecat.encoders.base import GRID_TOKENS
 from memecat.encoders.cache import content_hash
 from memecat.metrics import primary_metric, task_scores
-from memecat.models.base import MemeModel, ModelConfig
+from memecat.models.base import ModelConfig
+from memecat.models.ensemble import EnsembleModel
 from memecat.models.inputs import (
     TensorDictDataset,
     encode_inputs,
@@ -303,7 +304,7 @@ class SimReModule(L.LightningModule):
 
 
 # --- the model ------------------------------------------------------------------------------------
-class SimReModel(MemeModel):
+class SimReModel(EnsembleModel):
     """SimRe (optionally K members averaged); one model folder."""
 
     model_type = "simre"
@@ -412,20 +413,6 @@ class SimReModel(MemeModel):
         return [{label: {"be": round(float(b), 4), "not": round(float(n), 4), "margin": round(float(b - n), 4)}
                  for label, b, n in zip(self.task.labels, row_be, row_not)}
                 for row_be, row_not in zip(s_be, s_not)]
-
-    # --- the folder ------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for k, net in enumerate(self.members):
-            prefix = f"member{k}."
-            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
-            net.eval()
-
-    def extra_metadata(self) -> dict:
-        return {"members": len(self.members),
-                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
 
     @classmethod
     def _from_metadata(cls, task, config, meta, directory):

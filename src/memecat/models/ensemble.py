@@ -1,0 +1,36 @@
+"""Neural models kept as a list of member networks whose scores are averaged; saved in one folder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from memecat.models.base import MemeModel
+
+
+class EnsembleModel(MemeModel):
+    """A MemeModel made of `members` (nn.Modules); subclasses build a member with `new_net()`."""
+
+    members: list[nn.Module]
+
+    def new_net(self) -> nn.Module:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, net in enumerate(self.members):
+            prefix = f"member{k}."
+            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
+            net.eval()
+
+    def extra_metadata(self) -> dict:
+        return {"members": len(self.members),
+                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
+
+    @classmethod
+    def _from_metadata(cls, task, config, meta, directory):
+        model = cls(task, config)
+        model.members = [model.new_net() for _ in range(int(meta.get("members", config.ensemble_size)))]
+        return model
