@@ -98,3 +98,14 @@ def test_data_check_lists_every_problem(tmp_path):
     out = result.output
     assert "duplicate id" in out and "[id 2]: image bad.png" in out and "[id 3]" in out and "Sarcasm" in out
     assert "4 problem(s)" in out
+
+
+def test_run_main_job_writes_model_and_predictions(tiny_data_root, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("label_dim: 8\nhidden_dims: [8, 4]\nmax_epochs: 1\nensemble_size: 2\nensemble_dev_size: 8\n")
+    out = tmp_path / "run"
+    result = invoke("run", "--out", out, "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "dev (12 memes): micro_f1=" in result.output
+    assert len(json.loads((out / "test_predictions.json").read_text())) == 6
+    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "label-attention"
