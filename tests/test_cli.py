@@ -109,3 +109,4 @@ def test_run_main_job_writes_model_and_predictions(tiny_data_root, tmp_path):
     assert "dev (12 memes): micro_f1=" in result.output
     assert len(json.loads((out / "test_predictions.json").read_text())) == 6
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "label-attention"
+    assert (out / "logs" / "member1" / "logs" / "version_0" / "metrics.csv").exists()  # Lightning's CSV log

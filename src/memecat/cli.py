@@ -70,6 +70,7 @@ def train(task_name, model_name, out, seed, config_path, data_root) -> None:
     task = model.task
     train_memes = load_split(task, "train", data_root)
     val_memes = load_split(task, VALIDATION_SPLIT[task.name], data_root)
+    model.log_dir = out / "logs"
     started = time.perf_counter()
     model.fit(train_memes, val_memes)
     model.save_pretrained(out)
@@ -206,6 +207,7 @@ def run(task_name, model_name, out, seed, config_path, data_root) -> None:
     train_memes = load_split(task, "train", data_root)
     val_memes = load_split(task, val_split, data_root)
     test_memes = load_split(task, "test", data_root)
+    model.log_dir = out / "logs"
     started = time.perf_counter()
     # Validation memes stay unseen (the model carves its own selection sets from train) so its score is honest.
     model.fit(train_memes, None)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from memecat.models.base import MemeModel
+from memecat.training import TrainerOptions
 
 
 class EnsembleModel(MemeModel):
     """A MemeModel made of `members` (nn.Modules); subclasses build a member with `new_net()`."""
 
     members: list[nn.Module]
+    log_dir: Path | None = None  # where Lightning's CSV logs and checkpoints go (a temp folder when None)
 
     def new_net(self) -> nn.Module:
         raise NotImplementedError
+
+    def trainer_options(self, member: int, seed: int) -> TrainerOptions:
+        cfg = self.config
+        return TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=seed, devices=cfg.devices,
+                              num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+                              log_dir=str(Path(self.log_dir) / f"member{member}") if self.log_dir else None)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}

@@ -24,7 +24,7 @@ from memecat.models.ensemble import EnsembleModel
 from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
-from memecat.training import TrainerOptions, fit_module, seed_everything
+from memecat.training import fit_module, seed_everything
 
 
 class LabelAttentionConfig(ModelConfig):
@@ -213,8 +213,7 @@ class LabelAttentionEnsemble(EnsembleModel):
             seed_everything(cfg.seed * 1000 + k)
             net = self.new_net()
             module = LabelAttentionModule(net, cfg, self.task)
-            options = TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=cfg.seed * 1000 + k,
-                                     devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy)
+            options = self.trainer_options(k, seed=cfg.seed * 1000 + k)
             fit_module(module, self.loader(subset(tensors, train_idx), True),
                        self.loader(subset(tensors, dev_idx), False), options)
             net.eval()

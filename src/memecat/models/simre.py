@@ -43,7 +43,7 @@ from memecat.models.label_attention import member_splits
 from memecat.models.simre_loss import SimReLoss
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
-from memecat.training import TrainerOptions, fit_module
+from memecat.training import fit_module
 
 BE, NOT = 0, 1  # prompt polarity index
 ROW_KEYS = ("image_grid", "text_tokens", "text_mask", "labels")
@@ -373,8 +373,7 @@ class SimReModel(EnsembleModel):
                 pool = self.pixel_pool([pool_memes[i] for i in train_idx], train_rows, seed)
             net = self.new_net(prompts)
             module = SimReModule(net, cfg, self.task, pool)
-            options = TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=seed,
-                                     devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy)
+            options = self.trainer_options(k, seed=seed)
             fit_module(module, self.loader(train_rows, True), self.loader(subset(tensors, dev_idx), False), options)
             net.eval()
             self.members.append(net)
