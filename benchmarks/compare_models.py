@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--task", required=True)
     parser.add_argument("--models", required=True, help="comma-separated model names")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="0: validation figures only")
     parser.add_argument("--config", default="{}", help="JSON of config overrides for every model")
     args = parser.parse_args()
     task = get_task(args.task)
@@ -45,9 +45,12 @@ def main() -> None:
             model = build(seed).fit(train, None)
             seconds.append(time.perf_counter() - started)
             val_runs.append(task_scores(task, task.encode(val), model.decide(model.predict_proba(val))))
-            cv_runs.append(cross_validate(task, build, train + val, folds=args.folds, seed=seed)["mean"])
+            if args.folds:
+                cv_runs.append(cross_validate(task, build, train + val, folds=args.folds, seed=seed)["mean"])
             print(f"{name} seed {seed}: {val_split} {val_runs[-1]}  cv {cv_runs[-1]}", flush=True)
-        results[name] = {"val": summarise(val_runs), "cv": summarise(cv_runs), "fit_seconds": seconds}
+        results[name] = {"val": summarise(val_runs), "fit_seconds": seconds}
+        if cv_runs:
+            results[name]["cv"] = summarise(cv_runs)
         write_table(results, out, val_split)
 
 
@@ -59,7 +62,8 @@ def write_table(results: dict, out: Path, val_split: str) -> None:
         " | ".join(f"CV {m}" for m in metrics) + " |"
     lines = [header, "|" + "---|" * (1 + 2 * len(metrics))]
     for name, r in results.items():
-        cells = [f"{r[part]['mean'][m]:.4f} ± {r[part]['std'][m]:.4f}" for part in ("val", "cv") for m in metrics]
+        cells = [f"{r[part]['mean'][m]:.4f} ± {r[part]['std'][m]:.4f}" if part in r else "–"
+                 for part in ("val", "cv") for m in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
