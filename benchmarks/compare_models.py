@@ -47,7 +47,7 @@ def main() -> None:
             val_runs.append(task_scores(task, task.encode(val), model.decide(model.predict_proba(val))))
             if args.folds:
                 cv_runs.append(cross_validate(task, build, train + val, folds=args.folds, seed=seed)["mean"])
-            print(f"{name} seed {seed}: {val_split} {val_runs[-1]}  cv {cv_runs[-1]}", flush=True)
+            print(f"{name} seed {seed}: {val_split} {val_runs[-1]}  cv {cv_runs[-1] if cv_runs else '-'}", flush=True)
         results[name] = {"val": summarise(val_runs), "fit_seconds": seconds}
         if cv_runs:
             results[name]["cv"] = summarise(cv_runs)
