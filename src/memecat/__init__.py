@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Meme", "load_model", "__version__"]
+__all__ = ["Meme", "__version__", "load_model"]
 
 
 def __getattr__(name: str):
