@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +17,12 @@ class EnsembleModel(MemeModel):
 
     members: list[nn.Module]
     log_dir: Path | None = None  # where Lightning's CSV logs and checkpoints go (a temp folder when None)
+
+    def __init__(self, task, config=None):
+        super().__init__(task, config)
+        self.members = []
+        # (gold, scores) of the memes each member held out for selection: thresholds and rule studies.
+        self.held_out: tuple[np.ndarray, np.ndarray] | None = None
 
     def new_net(self) -> nn.Module:
         raise NotImplementedError

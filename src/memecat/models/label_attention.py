@@ -176,10 +176,6 @@ class LabelAttentionEnsemble(EnsembleModel):
     model_type = "label-attention"
     config_class = LabelAttentionConfig
 
-    def __init__(self, task: Task, config: LabelAttentionConfig | None = None):
-        super().__init__(task, config)
-        self.members: list[LabelAttentionNet] = []
-
     # --- building --------------------------------------------------------------------------
     def _dims(self) -> tuple[int, int]:
         return text_encoder(self.config.text_encoder).dim, image_encoder(self.config.image_encoder).dim

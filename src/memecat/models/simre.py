@@ -310,11 +310,6 @@ class SimReModel(EnsembleModel):
     model_type = "simre"
     config_class = SimReConfig
 
-    def __init__(self, task: Task, config: SimReConfig | None = None):
-        super().__init__(task, config)
-        self.members: list[SimReNet] = []
-        self.held_out: tuple[np.ndarray, np.ndarray] | None = None  # (y, scores) of dev memes, for rule studies
-
     @property
     def temperature(self) -> float:
         return task_temperature(self.task, self.config)
