@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,7 @@ from memecat.models.ensemble import EnsembleModel
 from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
-from memecat.training import fit_module, seed_everything
+from memecat.training import ValidationScored, fit_module, seed_everything
 
 
 class LabelAttentionConfig(ModelConfig):
@@ -117,13 +116,12 @@ def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
     return task_scores(task, y, decided)[primary_metric(task)]
 
 
-class LabelAttentionModule(L.LightningModule):
+class LabelAttentionModule(ValidationScored):
     """Training wrapper: BCE (multi-label) or cross-entropy (single-label), Adam, validation score."""
 
     def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task):
         super().__init__()
         self.net, self.config, self.task = net, config, task
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.task.multi_label:
@@ -138,17 +136,10 @@ class LabelAttentionModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         logits, _ = self.net(batch)
-        self._val.append((scores_from_logits(logits, self.task.multi_label), batch["labels"]))
+        self.collect(scores_from_logits(logits, self.task.multi_label), batch["labels"])
 
-    def on_validation_epoch_end(self):
-        proba = torch.cat([p for p, _ in self._val])
-        labels = torch.cat([y for _, y in self._val])
-        self._val.clear()
-        if self.trainer.world_size > 1:  # every rank scores the whole validation set
-            proba = self.all_gather(proba).reshape(-1, proba.shape[-1])
-            labels = self.all_gather(labels).reshape(-1, labels.shape[-1])
-        score = selection_score(self.task, labels.cpu().numpy(), proba.float().cpu().numpy())
-        self.log("val_score", score, prog_bar=True, sync_dist=False)
+    def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
+        return selection_score(self.task, labels, proba)
 
     def configure_optimizers(self):
         head = [p for n, p in self.net.named_parameters() if not n.startswith("text_encoder.")]

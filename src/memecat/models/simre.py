@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,7 +42,7 @@ from memecat.models.label_attention import member_splits
 from memecat.models.simre_loss import SimReLoss
 from memecat.models.thresholds import choose_thresholds, global_threshold
 from memecat.tasks import Task
-from memecat.training import fit_module
+from memecat.training import ValidationScored, fit_module
 
 BE, NOT = 0, 1  # prompt polarity index
 ROW_KEYS = ("image_grid", "text_tokens", "text_mask", "labels")
@@ -249,7 +248,7 @@ def selection_score(task: Task, rule: str, y: np.ndarray, proba: np.ndarray) -> 
     return task_scores(task, y, decided)[primary_metric(task)]
 
 
-class SimReModule(L.LightningModule):
+class SimReModule(ValidationScored):
     """Training wrapper: recreation, (meme, category) rows, InfoNCE with hard negatives, Adam + StepLR."""
 
     def __init__(self, net: SimReNet, config: SimReConfig, task: Task, pool: dict[str, torch.Tensor] | None):
@@ -257,7 +256,6 @@ class SimReModule(L.LightningModule):
         self.net, self.config, self.task = net, config, task
         self.pool = pool  # pixel mode: precomputed recreated memes
         self.loss_fn = SimReLoss(task_temperature(task, config))
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def with_recreated(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -285,17 +283,10 @@ class SimReModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         s_be, s_not = self.net.similarities(batch)
-        self._val.append((margin_scores(s_be, s_not, self.loss_fn.temperature), batch["labels"]))
+        self.collect(margin_scores(s_be, s_not, self.loss_fn.temperature), batch["labels"])
 
-    def on_validation_epoch_end(self):
-        proba = torch.cat([p for p, _ in self._val])
-        labels = torch.cat([y for _, y in self._val])
-        self._val.clear()
-        if self.trainer.world_size > 1:  # every rank scores the whole validation set
-            proba = self.all_gather(proba).reshape(-1, proba.shape[-1])
-            labels = self.all_gather(labels).reshape(-1, labels.shape[-1])
-        score = selection_score(self.task, self.config.rule, labels.cpu().numpy(), proba.float().cpu().numpy())
-        self.log("val_score", score, prog_bar=True, sync_dist=False)
+    def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
+        return selection_score(self.task, self.config.rule, labels, proba)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)

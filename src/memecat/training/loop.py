@@ -44,6 +44,32 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*treespec.*")
 
 
+class ValidationScored(L.LightningModule):
+    """Collects validation scores and labels, scores them once per epoch and logs `val_score`.
+
+    Subclasses call `collect(proba, labels)` in `validation_step` and implement `score(labels, proba)`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def collect(self, proba: torch.Tensor, labels: torch.Tensor) -> None:
+        self._val.append((proba, labels))
+
+    def score(self, labels, proba) -> float:
+        raise NotImplementedError
+
+    def on_validation_epoch_end(self):
+        proba = torch.cat([p for p, _ in self._val])
+        labels = torch.cat([y for _, y in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:  # every rank scores the whole validation set
+            proba = self.all_gather(proba).reshape(-1, proba.shape[-1])
+            labels = self.all_gather(labels).reshape(-1, labels.shape[-1])
+        self.log(MONITOR, self.score(labels.cpu().numpy(), proba.float().cpu().numpy()), prog_bar=True)
+
+
 def seed_everything(seed: int) -> None:
     """Python, numpy and torch RNGs at once: call before building a model so its initial weights repeat."""
     L.seed_everything(seed, workers=True, verbose=False)
