@@ -38,6 +38,12 @@ def count_encoded(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[int
     return sizes
 
 
+@pytest.fixture(autouse=True)
+def _pytorch_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encoders run in PyTorch here, so counting forward calls counts encoded memes (no export checks)."""
+    monkeypatch.setenv("MEMECAT_RUNTIME", "torch")
+
+
 @pytest.fixture(scope="module")
 def minilm() -> TextEncoder:
     return get_text_encoder("minilm-l6")

@@ -20,6 +20,7 @@ from memecat.data.images import open_image
 from memecat.data.meme import Meme
 from memecat.encoders.base import GRID_TOKENS, ImageEncoder, TextEncoder
 from memecat.encoders.cache import FeatureCache, content_hash
+from memecat.encoders.runtime import frozen_runner
 from memecat.errors import DataError
 
 T = TypeVar("T")
@@ -83,6 +84,7 @@ def image_features(
 ) -> dict[str, torch.Tensor]:
     """{"grid": float32 [N, 49, d], "pooled": float32 [N, d]} in the order of `memes`; only misses are encoded."""
     encoder.fingerprint()  # hash the weights once, here, not in every worker
+    run = frozen_runner(encoder)
     grid = torch.empty(len(memes), GRID_TOKENS, encoder.dim)
     pooled = torch.empty(len(memes), encoder.dim)
 
@@ -107,8 +109,7 @@ def image_features(
         for chunk in _prefetched(pool, load, range(len(memes)), batch_size):
             misses = [item for item in chunk if item.entry is None]
             if misses:
-                with torch.inference_mode():
-                    features = encoder(torch.stack([item.pixels for item in misses]))
+                features = run(torch.stack([item.pixels for item in misses]))
                 for row, item in enumerate(misses):
                     item.entry = _image_entry(features.grid[row], features.pooled[row])
                     cache.put(encoder, item.digest, item.entry)
@@ -134,7 +135,7 @@ def text_features(
 ) -> dict[str, torch.Tensor]:
     """Token features of each meme's text, right-padded to the longest: {"tokens": float32 [N, T, d],
     "mask": bool [N, T], "pooled": float32 [N, d], "input_ids": int64 [N, T]}; only misses are encoded."""
-    encoder.fingerprint()
+    run = frozen_runner(encoder)
     digests = [content_hash(meme.text) for meme in memes]
     entries: dict[str, dict[str, torch.Tensor]] = {}
     texts: dict[str, str] = {}  # misses, one per distinct text
@@ -153,8 +154,7 @@ def text_features(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             inputs = encoder.tokenize([texts[digest] for digest in batch])
-            with torch.inference_mode():
-                features = encoder(**inputs)
+            features = run(inputs["input_ids"], inputs["attention_mask"])
             for row, digest in enumerate(batch):
                 real = features.mask[row]
                 entry = {

@@ -27,6 +27,7 @@ from memecat.data.images import open_image
 from memecat.data.meme import Meme
 from memecat.encoders.base import GRID_TOKENS
 from memecat.encoders.cache import content_hash
+from memecat.encoders.runtime import frozen_runner
 from memecat.metrics import primary_metric, task_scores
 from memecat.models.base import ModelConfig
 from memecat.models.ensemble import EnsembleModel
@@ -149,8 +150,7 @@ def pixel_mixed_grids(memes: list[Meme], pairs: tuple[np.ndarray, np.ndarray], l
         chunk = todo[start : start + batch_size]
         pixels = [lam * encoder.preprocess([open_image(memes[i].image_path)])[0]
                   + (1 - lam) * encoder.preprocess([open_image(memes[j].image_path)])[0] for _, i, j, _ in chunk]
-        with torch.inference_mode():
-            grids = encoder(torch.stack(pixels)).grid
+        grids = frozen_runner(encoder)(torch.stack(pixels)).grid
         for (row, _, _, key), grid in zip(chunk, grids):
             entry = {"grid": grid.to(torch.float16).clone()}
             cache.put(encoder, key, entry)
