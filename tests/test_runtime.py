@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_encoders import TEXTS, TINY, tiny_resnet, tiny_tokenizer
 from transformers import RobertaConfig
 
 from memecat.encoders import get_image_encoder, get_text_encoder
 from memecat.encoders.cache import default_cache_dir
 from memecat.encoders.runtime import frozen_runner
 from memecat.encoders.text import roberta_base
-from test_encoders import TEXTS, TINY, tiny_resnet, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextEncoder, TextFeatures
+from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextFeatures
 from memecat.encoders.cache import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def frozen_runner(encoder: Encoder) -> Callable[..., ImageFeatures | TextFeature
         if os.environ.get("MEMECAT_RUNTIME", "onnx") == "onnx":
             try:
                 runner = _onnx_runner(encoder)
-            except Exception as exc:  # any exporter or runtime failure leaves the correct PyTorch path
+            except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure keeps the PyTorch path
                 log.warning("%s runs in PyTorch: ONNX Runtime unavailable (%s)", encoder.name,
                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         _RUNNERS[encoder] = runner
