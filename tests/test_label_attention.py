@@ -98,7 +98,7 @@ DDP_SCRIPT = textwrap.dedent("""
 
     out = sys.argv[1]
     task = get_task("semeval-t6")
-    cfg = LabelAttentionConfig(label_dim=16, hidden_dims=(16, 8), batch_size=8, ensemble_size=1)
+    cfg = LabelAttentionConfig(label_dim=16, hidden_dims=(16, 8), batch_size=8, ensemble_size=1, finetune_layers=0)
     torch.manual_seed(0)
     n = 32
     data = {"text_tokens": torch.randn(n, 6, 384), "text_mask": torch.ones(n, 6, dtype=torch.bool),

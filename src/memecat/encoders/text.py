@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import torch
+from torch import nn
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -18,9 +20,11 @@ from transformers import (
     RobertaConfig,
     RobertaModel,
 )
+from transformers.masking_utils import create_bidirectional_mask
 
 from memecat.encoders.base import TextEncoder, TextFeatures
 from memecat.encoders.hub import from_hub, quiet_transformers
+from memecat.errors import MemecatError
 
 Pooling = Literal["mean", "cls", "pooler"]
 
@@ -116,3 +120,49 @@ def blip_text(
     else:
         model = BlipTextModel(config.text_config, add_pooling_layer=False)
     return HFTextEncoder(name, model, _tokenizer(name, BLIP_REPO, tokenizer), max_length=128, pooling="cls")
+
+
+class TopLayers(nn.Module):
+    """The last transformer layers of a BERT-style encoder, trainable, over the hidden states below them."""
+
+    def __init__(self, model: PreTrainedModel, start: int):
+        super().__init__()
+        self.config = model.config
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for layer in model.encoder.layer[start:])
+        self.requires_grad_(True).train()  # copies of frozen layers arrive in eval mode
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """hidden [B, T, d] from the frozen layers, mask [B, T] True on real tokens -> [B, T, d]."""
+        bias = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask.long())
+        for layer in self.layers:
+            hidden = layer(hidden, bias)
+        return hidden
+
+
+def _shallow(module: nn.Module) -> nn.Module:
+    """A copy that shares parameters but owns its submodule table, so replacing a child leaves the original."""
+    clone = copy.copy(module)
+    clone._modules = dict(module._modules)
+    return clone
+
+
+def split_top(encoder: HFTextEncoder, top: int) -> tuple[HFTextEncoder, TopLayers | None]:
+    """(frozen bottom, trainable top): the encoder without its last `top` layers, whose token states the
+    feature cache and ONNX Runtime serve once for every member, and a fresh copy of those layers.
+
+    top = 0 is the frozen encoder itself; top = all layers fine-tunes every layer above the embeddings.
+    """
+    layers = getattr(getattr(encoder.model, "encoder", None), "layer", None)
+    if top == 0:
+        return encoder, None
+    if layers is None:
+        raise MemecatError(f"text encoder '{encoder.name}' is not BERT-style; use finetune_layers: 0")
+    if not 0 < top <= len(layers):
+        raise MemecatError(f"finetune_layers must be between 0 and {len(layers)} for '{encoder.name}', got {top}")
+    start = len(layers) - top
+    bottom_model = _shallow(encoder.model)  # shares the frozen weights; only the layer list differs
+    bottom_model.encoder = _shallow(encoder.model.encoder)
+    bottom_model.encoder.layer = nn.ModuleList(layers[:start])
+    bottom = HFTextEncoder(f"{encoder.name}-layers{start}", bottom_model, encoder.tokenizer,
+                           encoder.max_length, encoder.pooling)
+    return bottom, TopLayers(encoder.model, start)

@@ -29,7 +29,8 @@ class EnsembleModel(MemeModel):
 
     def trainer_options(self, member: int, seed: int) -> TrainerOptions:
         cfg = self.config
-        return TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience, seed=seed, devices=cfg.devices,
+        return TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience,
+                              early_stopping=cfg.early_stopping, seed=seed, devices=cfg.devices,
                               num_nodes=cfg.num_nodes, strategy=cfg.strategy,
                               log_dir=str(Path(self.log_dir) / f"member{member}") if self.log_dir else None)
 

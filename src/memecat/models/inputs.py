@@ -1,6 +1,6 @@
-"""Turn memes into the tensors the neural models read: text tokens (or ids) and the 7x7 image grid.
+"""Turn memes into the tensors the neural models read: text token states and the 7x7 image grid.
 
-Frozen encoders go through the on-disk feature cache; a text encoder being fine-tuned gets ids.
+Frozen encoders (and the frozen layers of a partly fine-tuned one) go through the on-disk feature cache.
 """
 
 from __future__ import annotations
@@ -13,12 +13,19 @@ import torch
 from memecat.data.meme import Meme
 from memecat.encoders import get_image_encoder, get_text_encoder
 from memecat.encoders.cache import FeatureCache, default_cache_dir
+from memecat.encoders.text import split_top
 from memecat.features import image_features, text_features
 
 
 @lru_cache(maxsize=8)
 def text_encoder(name: str):
     return get_text_encoder(name)
+
+
+@lru_cache(maxsize=8)
+def frozen_text_encoder(name: str, finetune_layers: int = 0):
+    """The text encoder below its last `finetune_layers` layers: what the cache and ONNX Runtime serve."""
+    return split_top(text_encoder(name), finetune_layers)[0]
 
 
 @lru_cache(maxsize=8)
@@ -31,9 +38,10 @@ def feature_cache() -> FeatureCache:
     return FeatureCache(default_cache_dir())
 
 
-def encode_inputs(memes: list[Meme], text_name: str, image_name: str, finetune_text: bool,
+def encode_inputs(memes: list[Meme], text_name: str, image_name: str, finetune_layers: int = 0,
                   texts: list[str] | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
-    """Tensors for `memes`: image grid and pooled vector; text ids (fine-tuning) or frozen token features.
+    """Tensors for `memes`: image grid and pooled vector; token states of the text encoder's frozen layers
+    (all of them unless the model fine-tunes the last `finetune_layers`).
 
     `texts` overrides the memes' own texts (SimRe writes prompts into them).
     """
@@ -44,16 +52,12 @@ def encode_inputs(memes: list[Meme], text_name: str, image_name: str, finetune_t
         "image_grid": torch.from_numpy(np.ascontiguousarray(image["grid"], dtype=np.float32)),
         "image_pooled": torch.from_numpy(np.ascontiguousarray(image["pooled"], dtype=np.float32)),
     }
-    if finetune_text:
-        tokens = text_encoder(text_name).tokenize([m.text for m in memes])
-        out["input_ids"] = tokens["input_ids"]
-        out["attention_mask"] = tokens["attention_mask"].bool()
-    else:
-        text = text_features(memes, text_encoder(text_name), feature_cache(), progress=progress)
-        out["text_tokens"] = torch.from_numpy(np.ascontiguousarray(text["tokens"], dtype=np.float32))
-        out["text_mask"] = torch.from_numpy(np.asarray(text["mask"])).bool()
-        out["input_ids"] = torch.from_numpy(np.asarray(text["input_ids"])).long()
-        out["text_pooled"] = torch.from_numpy(np.ascontiguousarray(text["pooled"], dtype=np.float32))
+    text = text_features(memes, frozen_text_encoder(text_name, finetune_layers), feature_cache(),
+                         progress=progress)
+    out["text_tokens"] = torch.from_numpy(np.ascontiguousarray(text["tokens"], dtype=np.float32))
+    out["text_mask"] = torch.from_numpy(np.asarray(text["mask"])).bool()
+    out["input_ids"] = torch.from_numpy(np.asarray(text["input_ids"])).long()
+    out["text_pooled"] = torch.from_numpy(np.ascontiguousarray(text["pooled"], dtype=np.float32))
     return out
 
 

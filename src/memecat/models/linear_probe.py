@@ -35,7 +35,7 @@ class LinearProbe(MemeModel):
     trains_on_validation = True  # train+dev together; its honest figures come from `memecat cv`
 
     def features(self, memes: list[Meme]) -> np.ndarray:
-        t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, finetune_text=False)
+        t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder)
         return torch.cat([t["text_pooled"], t["image_pooled"]], dim=1).numpy()
 
     def _fit_weights(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,7 @@ class SimReConfig(ModelConfig):
     ff_dim: int = 128
     dropout: float = 0.1
     max_text_tokens: int = 32  # meme text tokens kept (the prompt comes on top)
+    text_pooling: Literal["all", "prompt"] = "all"  # T pooled over prompt+meme tokens, or the prompt's only
     temperature: float | None = None  # None: 0.2 for SemEval, 0.5 for the harm tasks
     simulation: bool = True
     mix: Literal["grid", "pixel"] = "grid"  # grid: fresh in-batch pairs every step at no encoder cost
@@ -71,6 +72,7 @@ class SimReConfig(ModelConfig):
     batch_size: int = 16
     max_epochs: int = 10
     patience: int = 4
+    early_stopping: bool = True
     # 5-fold CV on SemEval: margin (global threshold) micro-F1 0.551 vs argmax 0.279; argmax over-predicts.
     rule: Literal["argmax", "margin"] = "margin"
     threshold_mode: Literal["global", "per-label"] = "global"
@@ -169,11 +171,12 @@ class CrossModalStream(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, config.layers, norm=nn.LayerNorm(config.width))
 
     def forward(self, targets: torch.Tensor, target_mask: torch.Tensor, sources: torch.Tensor,
-                source_mask: torch.Tensor) -> torch.Tensor:
-        """targets [R, Lt, w], sources [R, Ls, w], masks True on real tokens -> [R, w]."""
+                source_mask: torch.Tensor, pool_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """targets [R, Lt, w], sources [R, Ls, w], masks True on real tokens -> [R, w], the mean over
+        `pool_mask` (default: every real target)."""
         out = self.decoder(targets, sources, tgt_key_padding_mask=~target_mask,
                            memory_key_padding_mask=~source_mask)
-        weights = target_mask.unsqueeze(-1).float()
+        weights = (target_mask if pool_mask is None else pool_mask).unsqueeze(-1).float()
         return (out * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
@@ -194,6 +197,7 @@ class SimReNet(nn.Module):
         self.text_stream = CrossModalStream(config)  # T: text targets read the image
         self.text_out = nn.Linear(w, w)
         self.image_out = nn.Linear(w, w)
+        self.pool_prompt = config.text_pooling == "prompt"
 
     def forward(self, batch: dict[str, torch.Tensor], categories: torch.Tensor,
                 polarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,11 +209,14 @@ class SimReNet(nn.Module):
         meme_mask = batch["text_mask"][:, None].expand(-1, k, -1)
         text = torch.cat([prompts, meme], dim=2).flatten(0, 1)
         text_mask = torch.cat([prompt_mask, meme_mask], dim=2).flatten(0, 1)
+        pool_mask = None
+        if self.pool_prompt:  # the prompt positions, having read the meme text: "not" is not averaged away
+            pool_mask = torch.cat([prompt_mask, torch.zeros_like(meme_mask)], dim=2).flatten(0, 1)
         image = self.image_proj(batch["image_grid"])
         image = image[:, None].expand(-1, k, -1, -1).flatten(0, 1)
         image_mask = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
         image_emb = self.image_out(self.image_stream(image, image_mask, text, text_mask))
-        text_emb = self.text_out(self.text_stream(text, text_mask, image, image_mask))
+        text_emb = self.text_out(self.text_stream(text, text_mask, image, image_mask, pool_mask))
         return F.normalize(text_emb, dim=-1).view(b, k, -1), F.normalize(image_emb, dim=-1).view(b, k, -1)
 
     def similarities(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,7 +330,7 @@ class SimReModel(EnsembleModel):
         return SimReNet(*(prompts or self.prompt_features()), text_dim, image_dim, self.config)
 
     def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
-        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, False, progress=progress)
+        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=progress)
         t = self.config.max_text_tokens
         return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t], "text_mask": x["text_mask"][:, :t]}
 

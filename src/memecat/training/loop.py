@@ -27,6 +27,7 @@ MONITOR = "val_score"
 class TrainerOptions:
     max_epochs: int = 30
     patience: int = 6
+    early_stopping: bool = True  # False: train max_epochs and keep the last weights (validation is still logged)
     seed: int = 0
     devices: int | str = 1
     num_nodes: int = 1
@@ -77,7 +78,8 @@ def seed_everything(seed: int) -> None:
 
 def fit_module(module: L.LightningModule, train_loader: DataLoader, val_loader: DataLoader | None,
                options: TrainerOptions) -> L.LightningModule:
-    """Train `module`, keep the best epoch by validation score, and return the module with those weights."""
+    """Train `module` and return it with the weights of its best epoch by validation score (early stopping)
+    or of its last epoch."""
     quiet_lightning()
     seed_everything(options.seed)
     progress = sys.stderr.isatty() if options.progress is None else options.progress
@@ -85,7 +87,7 @@ def fit_module(module: L.LightningModule, train_loader: DataLoader, val_loader: 
         log_dir = Path(options.log_dir or tmp)
         callbacks = []
         checkpoint = None
-        if val_loader is not None:
+        if val_loader is not None and options.early_stopping:
             checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", monitor=MONITOR, mode="max",
                                          save_top_k=1, save_weights_only=True, filename="best")
             callbacks = [checkpoint, EarlyStopping(monitor=MONITOR, mode="max", patience=options.patience)]

@@ -1,0 +1,67 @@
+"""Training recipes for the label-attention model, compared by 5-fold CV over SemEval train+dev.
+
+    python benchmarks/label_attention_recipes.py --name default --config '{}'
+    python benchmarks/label_attention_recipes.py --name finetune6 --config '{"finetune_layers": 6, "max_epochs": 10, "ensemble_size": 1}' --max-folds 3
+
+Each fold fits the configured model on the other folds; thresholds come from the model's own held-out
+dev memes, never from the scored fold. Every run is scored with a global and with per-label thresholds
+(same models), so the threshold modes compare on identical predictions. Appends one JSON line per run to
+benchmarks/results/la_recipes.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memecat.evaluation import fold_splits
+from memecat.metrics import task_scores
+from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble
+from memecat.models.thresholds import choose_thresholds
+from memecat.tasks import get_task, load_split
+
+RESULTS = Path(__file__).resolve().parent / "results" / "la_recipes.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--config", default="{}", help="LabelAttentionConfig overrides as JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--max-folds", type=int, default=None, help="stop after this many folds")
+    args = parser.parse_args()
+    task = get_task("semeval-t6")
+    pool = load_split(task, "train") + load_split(task, "dev")
+    y = task.encode(pool)
+    overrides = json.loads(args.config)
+    scores: dict[str, list[dict]] = {"global": [], "per-label": []}
+    started = time.perf_counter()
+    for k, (train_idx, test_idx) in enumerate(fold_splits(task, pool, args.folds, args.seed)):
+        if args.max_folds is not None and k >= args.max_folds:
+            break
+        config = LabelAttentionConfig(**{**overrides, "seed": args.seed * 100 + k})
+        model = LabelAttentionEnsemble(task, config).fit([pool[i] for i in train_idx], None)
+        proba = model.predict_proba([pool[i] for i in test_idx])
+        for mode, runs in scores.items():
+            decided = (proba >= choose_thresholds(*model.held_out, mode)).astype(int)
+            runs.append(task_scores(task, y[test_idx], decided))
+        print(f"{args.name} fold {k}: " + ", ".join(
+            f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items()), flush=True)
+    summary = {mode: {f"{stat}_{metric}": float(fn([run[metric] for run in runs]))
+                      for metric in ("micro_f1", "macro_f1") for stat, fn in (("mean", np.mean), ("std", np.std))}
+               for mode, runs in scores.items()}
+    record = {"name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
+              "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summary}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
