@@ -30,8 +30,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default="both,text,image,none")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--config", default="{}", help="LabelAttentionConfig overrides as JSON (the recipe)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/la_ablation"))
     args = parser.parse_args()
+    overrides = json.loads(args.config)
     task = get_task("semeval-t6")
     train, dev = load_split(task, "train"), load_split(task, "dev")
     results = {}
@@ -39,7 +41,7 @@ def main() -> None:
         dev_runs, cv_runs = [], []
         for seed in [int(s) for s in args.seeds.split(",")]:
             build = lambda s, v=variant: LabelAttentionEnsemble(
-                task, LabelAttentionConfig(attention=v, ensemble_size=1, seed=s))
+                task, LabelAttentionConfig(**{**overrides, "attention": v, "ensemble_size": 1, "seed": s}))
             started = time.perf_counter()
             dev_runs.append(score_modes(build(seed).fit(train, None), dev))
             pool = train + dev
