@@ -37,7 +37,8 @@ def _export_encoders(model) -> float:
 
     started = time.perf_counter()
     frozen_runner(inputs.image_encoder(model.config.image_encoder))
-    frozen_runner(inputs.text_encoder(model.config.text_encoder))
+    # The text encoder's frozen part: all of it unless the model fine-tunes its last layers.
+    frozen_runner(inputs.frozen_text_encoder(model.config.text_encoder, getattr(model.config, "finetune_layers", 0)))
     return time.perf_counter() - started
 
 
