@@ -6,7 +6,8 @@
 Each fold fits the configured model on the other folds; thresholds come from the model's own held-out
 dev memes, never from the scored fold. Every run is scored with a global and with per-label thresholds
 (same models), so the threshold modes compare on identical predictions. Appends one JSON line per run to
-benchmarks/results/la_recipes.jsonl.
+benchmarks/results/la_recipes.jsonl; every member's scores on its held-out dev memes and on the scored
+fold go to runs/recipes/NAME_seedS.npz, so decision rules can be compared on the same models afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import get_task, load_split
 
 RESULTS = Path(__file__).resolve().parent / "results" / "la_recipes.jsonl"
+PREDICTIONS = Path(__file__).resolve().parents[1] / "runs" / "recipes"
 
 
 def main() -> None:
@@ -41,12 +43,18 @@ def main() -> None:
     overrides = json.loads(args.config)
     scores: dict[str, list[dict]] = {"global": [], "per-label": []}
     started = time.perf_counter()
+    saved: dict[str, np.ndarray] = {}
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, pool, args.folds, args.seed)):
         if args.max_folds is not None and k >= args.max_folds:
             break
         config = LabelAttentionConfig(**{**overrides, "seed": args.seed * 100 + k})
         model = LabelAttentionEnsemble(task, config).fit([pool[i] for i in train_idx], None)
         proba = model.predict_proba([pool[i] for i in test_idx])
+        tensors = model.inputs([pool[i] for i in test_idx], progress=False)
+        saved[f"fold{k}_test_idx"] = test_idx
+        saved[f"fold{k}_members"] = np.stack([model._member_proba(net, tensors) for net in model.members])
+        for m, (held_y, held_p) in enumerate(model.held_out_members):
+            saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"] = held_y, held_p
         for mode, runs in scores.items():
             decided = (proba >= choose_thresholds(*model.held_out, mode)).astype(int)
             runs.append(task_scores(task, y[test_idx], decided))
@@ -57,6 +65,8 @@ def main() -> None:
                for mode, runs in scores.items()}
     record = {"name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
               "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summary}
+    PREDICTIONS.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(PREDICTIONS / f"{args.name}_seed{args.seed}.npz", y=y, **saved)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as handle:
         handle.write(json.dumps(record) + "\n")

@@ -1,19 +1,26 @@
 """SimRe's paper experiments on this machine: Table 1, Table 2 and Figures 3/4.
 
-Table 1: SimRe vs SimRe without simulation, K-fold CV over train+dev, mean +- std over seeds, paired t-test
-         (scipy.stats.ttest_rel over the matching (seed, fold) runs).
+Table 1: SimRe, SimRe without simulation and the label-attention model (one model, the default recipe),
+         K-fold CV over train+dev, mean +- std over seeds, paired t-tests (scipy.stats.ttest_rel) over the
+         matching (seed, fold) runs.
 Table 2: the temperature tau in {0.05, 0.1, 0.2, 0.5}.
 Figure 3: heat maps of T+.I+ and T-.I- on one batch of held-out (meme, category) rows.
 Figure 4: relative weight exp(s/tau) of each negative, normalised within the row's negatives and sorted by
           similarity, averaged over rows; with and without simulation.
 
-    OMP_NUM_THREADS=1 python benchmarks/simre_experiments.py --task semeval-t6 --folds 5 --seeds 0,1,2
+Every (row, seed, fold) run appends its scores to benchmarks/results/simre_runs.jsonl; a run already there
+is not repeated, so an interrupted study resumes and rows can be split across processes (--only):
+
+    OMP_NUM_THREADS=1 python benchmarks/simre_experiments.py --part table1 --seeds 0,1,2,3,4 --only SimRe &
+    OMP_NUM_THREADS=1 python benchmarks/simre_experiments.py --part table1 --seeds 0,1,2,3,4 --only "w/o simulation"
+    python benchmarks/simre_experiments.py --part table1 --seeds 0,1,2,3,4      # the rest, then the table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import matplotlib
@@ -26,24 +33,54 @@ from scipy.stats import ttest_rel
 
 from memecat.evaluation import fold_splits
 from memecat.metrics import task_scores
+from memecat.models.registry import model_class
 from memecat.models.simre import SimReConfig, SimReModel, prompt_polarity, task_temperature
 from memecat.tasks import VALIDATION_SPLIT, Task, get_task, load_split
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+RUNS = Path(__file__).resolve().parent / "results" / "simre_runs.jsonl"
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
+# name -> (model type, config overrides); the first row of each table is its t-test baseline.
+TABLES = {
+    "table1": {"SimRe": ("simre", {}),
+               "w/o simulation": ("simre", {"simulation": False}),
+               "label-attention (one model)": ("label-attention", {"ensemble_size": 1})},
+    "table2": {f"tau = {t}": ("simre", {"temperature": t}) for t in TEMPERATURES},
+}
 
 
-def cv_runs(task: Task, memes, overrides: dict, folds: int, seeds: list[int]) -> list[dict]:
-    """Scores of every (seed, fold) run, in a fixed order so two configs pair up run by run."""
+def run_key(task: str, model: str, config: dict, seed: int, fold: int, folds: int) -> str:
+    return json.dumps([task, model, config, seed, fold, folds], sort_keys=True)
+
+
+def recorded() -> dict[str, dict]:
+    if not RUNS.exists():
+        return {}
+    records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
+    return {r["key"]: r["scores"] for r in records}
+
+
+def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int]) -> list[dict]:
+    """Scores of every (seed, fold) run, in a fixed order so two rows pair up run by run."""
     y = task.encode(memes)
     runs = []
     for seed in seeds:
         for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
-            model = SimReModel(task, SimReConfig(seed=seed * 100 + k, **overrides))
-            model.fit([memes[i] for i in train_idx], None)
-            proba = model.predict_proba([memes[i] for i in test_idx])
-            runs.append(task_scores(task, y[test_idx], model.decide(proba)))
-            print(json.dumps({"config": overrides, "seed": seed, "fold": k, **runs[-1]}), flush=True)
+            key = run_key(task.name, model, overrides, seed, k, folds)
+            done = recorded()
+            if key not in done:
+                started = time.perf_counter()
+                cls = model_class(model)
+                fitted = cls(task, cls.config_class(**{**overrides, "seed": seed * 100 + k}))
+                fitted.fit([memes[i] for i in train_idx], None)
+                proba = fitted.predict_proba([memes[i] for i in test_idx])
+                done[key] = task_scores(task, y[test_idx], fitted.decide(proba))
+                record = {"key": key, "scores": done[key], "seconds": round(time.perf_counter() - started, 1)}
+                with RUNS.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                print(json.dumps({"model": model, "config": overrides, "seed": seed, "fold": k, **record}),
+                      flush=True)
+            runs.append(done[key])
     return runs
 
 
@@ -121,26 +158,31 @@ def figures(task: Task, train, held_out, overrides: dict, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="semeval-t6")
+    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,figures")
+    parser.add_argument("--only", default=None, help="run this row of the tables only (no table printed)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--config", default="{}", help="JSON of SimReConfig overrides for every run")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: table1,table2,figures")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--config", default="{}", help="JSON of SimReConfig overrides for every SimRe run")
     parser.add_argument("--rows", type=int, default=48, help="(meme, category) rows in the figures' batch")
     args = parser.parse_args()
     task = get_task(args.task)
     seeds = [int(s) for s in args.seeds.split(",")]
     overrides = json.loads(args.config)
-    skip = set(args.skip.split(","))
+    parts = set(args.part.split(","))
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
-    if "table1" not in skip:
-        rows = {name: cv_runs(task, memes, {**overrides, "simulation": simulation}, args.folds, seeds)
-                for name, simulation in (("w/o simulation", False), ("SimRe", True))}
-        print("\nTable 1\n" + table(rows, baseline="w/o simulation"))
-    if "table2" not in skip:
-        rows = {f"τ = {t}": cv_runs(task, memes, {**overrides, "temperature": t}, args.folds, seeds)
-                for t in TEMPERATURES}
-        print("\nTable 2\n" + table(rows))
-    if "figures" not in skip:
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    for part in ("table1", "table2"):
+        if part not in parts:
+            continue
+        rows = {}
+        for name, (model, row_config) in TABLES[part].items():
+            if args.only in (None, name):
+                config = {**overrides, **row_config} if model == "simre" else row_config
+                rows[name] = cv_runs(task, memes, model, config, args.folds, seeds)
+        if args.only is None:
+            print(f"\n{part} ({args.task}, {args.folds}-fold CV, seeds {args.seeds})\n"
+                  + table(rows, baseline=next(iter(rows))))
+    if "figures" in parts:
         figures(task, load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task.name]), overrides,
                 args.rows)
         print(f"\nfigures written to {FIGURES}")

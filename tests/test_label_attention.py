@@ -7,12 +7,8 @@ import pytest
 import torch
 
 from memecat.models.base import load_model
-from memecat.models.label_attention import (
-    LabelAttentionConfig,
-    LabelAttentionEnsemble,
-    LabelAttentionNet,
-    member_splits,
-)
+from memecat.models.ensemble import member_splits
+from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble, LabelAttentionNet
 from memecat.tasks import get_task, load_split
 
 TINY = {"label_dim": 16, "hidden_dims": (16, 8), "max_epochs": 2, "patience": 1, "batch_size": 16,

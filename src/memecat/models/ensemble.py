@@ -8,12 +8,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from memecat.data.meme import Meme
 from memecat.models.base import MemeModel
-from memecat.training import TrainerOptions
+from memecat.models.inputs import subset
+from memecat.models.thresholds import choose_thresholds
+from memecat.training import TrainerOptions, seed_everything
+
+
+def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool):
+    """(train, dev) index pairs: the original split first (if any), then random dev sets of dev_size."""
+    rng = np.random.default_rng(seed)
+    splits = []
+    if has_val:
+        splits.append((np.arange(n_train), np.arange(n_train, n_total)))
+    while len(splits) < size:
+        perm = rng.permutation(n_total)
+        splits.append((np.sort(perm[dev_size:]), np.sort(perm[:dev_size])))
+    return splits
 
 
 class EnsembleModel(MemeModel):
-    """A MemeModel made of `members` (nn.Modules); subclasses build a member with `new_net()`."""
+    """A MemeModel made of `members` (nn.Modules), each trained on its own (train, dev) split.
+
+    Subclasses give `inputs()` (memes -> tensors), `fit_member()` (train one net) and `_member_proba()`.
+    Members are the paper's ensemble: the original train/dev split first (when a val split is given),
+    then random dev sets of `ensemble_dev_size` memes drawn from the pool.
+    """
 
     members: list[nn.Module]
     log_dir: Path | None = None  # where Lightning's CSV logs and checkpoints go (a temp folder when None)
@@ -23,9 +43,47 @@ class EnsembleModel(MemeModel):
         self.members = []
         # (gold, scores) of the memes each member held out for selection: thresholds and rule studies.
         self.held_out: tuple[np.ndarray, np.ndarray] | None = None
+        self.held_out_members: list[tuple[np.ndarray, np.ndarray]] = []  # the same, member by member
 
     def new_net(self) -> nn.Module:
         raise NotImplementedError
+
+    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def fit_member(self, member: int, seed: int, memes: list[Meme], train: dict[str, torch.Tensor],
+                   dev: dict[str, torch.Tensor]) -> nn.Module:
+        """Train one member on `train` (rows of `memes`), selecting on `dev`; return the net."""
+        raise NotImplementedError
+
+    def _member_proba(self, net: nn.Module, tensors: dict[str, torch.Tensor]) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> EnsembleModel:
+        cfg = self.config
+        pool = train + (val or [])
+        tensors = self.inputs(pool)
+        y = self.task.encode(pool)
+        tensors["labels"] = torch.from_numpy(y)
+        splits = member_splits(len(train), len(pool), cfg.ensemble_size,
+                               min(cfg.ensemble_dev_size, len(pool) // 5), cfg.seed, bool(val))
+        self.members, self.held_out_members = [], []
+        for k, (train_idx, dev_idx) in enumerate(splits):
+            seed = cfg.seed * 1000 + k
+            seed_everything(seed)
+            net = self.fit_member(k, seed, [pool[i] for i in train_idx], subset(tensors, train_idx),
+                                  subset(tensors, dev_idx))
+            net.eval()
+            self.members.append(net)
+            self.held_out_members.append((y[dev_idx], self._member_proba(net, subset(tensors, dev_idx))))
+        # Each member's dev memes are unseen by that member: pooled, they choose the thresholds.
+        self.held_out = tuple(np.concatenate(part) for part in zip(*self.held_out_members))
+        if self.task.multi_label:
+            self.thresholds = self.choose_thresholds()
+        return self
+
+    def choose_thresholds(self) -> np.ndarray:
+        return choose_thresholds(*self.held_out, self.config.threshold_mode)
 
     def trainer_options(self, member: int, seed: int) -> TrainerOptions:
         cfg = self.config

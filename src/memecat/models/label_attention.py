@@ -20,10 +20,10 @@ from memecat.encoders.text import split_top
 from memecat.metrics import primary_metric, task_scores
 from memecat.models.base import ModelConfig
 from memecat.models.ensemble import EnsembleModel
-from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, subset, text_encoder
-from memecat.models.thresholds import choose_thresholds, global_threshold
+from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, text_encoder
+from memecat.models.thresholds import global_threshold
 from memecat.tasks import Task
-from memecat.training import ValidationScored, fit_module, seed_everything
+from memecat.training import ValidationScored, fit_module
 
 
 class LabelAttentionConfig(ModelConfig):
@@ -150,18 +150,6 @@ class LabelAttentionModule(ValidationScored):
         return torch.optim.Adam(groups, weight_decay=self.config.weight_decay)
 
 
-def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool):
-    """(train, dev) index pairs: the original split first (if any), then random dev sets of dev_size."""
-    rng = np.random.default_rng(seed)
-    splits = []
-    if has_val:
-        splits.append((np.arange(n_train), np.arange(n_train, n_total)))
-    while len(splits) < size:
-        perm = rng.permutation(n_total)
-        splits.append((np.sort(perm[dev_size:]), np.sort(perm[:dev_size])))
-    return splits
-
-
 class LabelAttentionEnsemble(EnsembleModel):
     """K label-attention models whose probabilities are averaged; one model folder."""
 
@@ -185,32 +173,11 @@ class LabelAttentionEnsemble(EnsembleModel):
         return DataLoader(TensorDictDataset(tensors), batch_size=self.config.batch_size, shuffle=shuffle)
 
     # --- the verbs -------------------------------------------------------------------------
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LabelAttentionEnsemble:
-        cfg = self.config
-        pool = train + (val or [])
-        tensors = self.inputs(pool)
-        y = self.task.encode(pool)
-        tensors["labels"] = torch.from_numpy(y)
-        self.members = []
-        held_out_proba, held_out_y = [], []
-        splits = member_splits(len(train), len(pool), cfg.ensemble_size,
-                               min(cfg.ensemble_dev_size, len(pool) // 5), cfg.seed, bool(val))
-        for k, (train_idx, dev_idx) in enumerate(splits):
-            seed_everything(cfg.seed * 1000 + k)
-            net = self.new_net()
-            module = LabelAttentionModule(net, cfg, self.task)
-            options = self.trainer_options(k, seed=cfg.seed * 1000 + k)
-            fit_module(module, self.loader(subset(tensors, train_idx), True),
-                       self.loader(subset(tensors, dev_idx), False), options)
-            net.eval()
-            self.members.append(net)
-            held_out_proba.append(self._member_proba(net, subset(tensors, dev_idx)))
-            held_out_y.append(y[dev_idx])
-        # Each member's dev memes are unseen by that member: pooled, they choose the thresholds.
-        self.held_out = (np.concatenate(held_out_y), np.concatenate(held_out_proba))
-        if self.task.multi_label:
-            self.thresholds = choose_thresholds(*self.held_out, cfg.threshold_mode)
-        return self
+    def fit_member(self, member, seed, memes, train, dev) -> LabelAttentionNet:
+        net = self.new_net()
+        module = LabelAttentionModule(net, self.config, self.task)
+        fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
+        return net
 
     @torch.inference_mode()
     def _member_outputs(self, net: LabelAttentionNet, tensors: dict[str, torch.Tensor]):

@@ -39,9 +39,8 @@ from memecat.models.inputs import (
     subset,
     text_encoder,
 )
-from memecat.models.label_attention import member_splits
 from memecat.models.simre_loss import SimReLoss
-from memecat.models.thresholds import choose_thresholds, global_threshold
+from memecat.models.thresholds import global_threshold
 from memecat.tasks import Task
 from memecat.training import ValidationScored, fit_module
 
@@ -77,7 +76,7 @@ class SimReConfig(ModelConfig):
     rule: Literal["argmax", "margin"] = "margin"
     threshold_mode: Literal["global", "per-label"] = "global"
     ensemble_size: int = 1
-    dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
+    ensemble_dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
@@ -347,37 +346,24 @@ class SimReModel(EnsembleModel):
         return recreate(subset(tensors, i), subset(tensors, j), self.config.mix_lambda, image_grid=grids)
 
     # --- the verbs -------------------------------------------------------------------------
+    def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
+        pool = None
+        if self.config.simulation and self.config.mix == "pixel":
+            pool = self.pixel_pool(memes, train, seed)
+        net = self.new_net(self._prompts)
+        module = SimReModule(net, self.config, self.task, pool)
+        fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
+        return net
+
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> SimReModel:
-        cfg = self.config
-        pool_memes = train + (val or [])
-        tensors = self.inputs(pool_memes)
-        y = self.task.encode(pool_memes)
-        tensors["labels"] = torch.from_numpy(y)
-        prompts = self.prompt_features()
-        self.members = []
-        held_out_proba, held_out_y = [], []
-        splits = member_splits(len(train), len(pool_memes), cfg.ensemble_size,
-                               min(cfg.dev_size, len(pool_memes) // 5), cfg.seed, bool(val))
-        for k, (train_idx, dev_idx) in enumerate(splits):
-            seed = cfg.seed * 1000 + k
-            train_rows = subset(tensors, train_idx)
-            pool = None
-            if cfg.simulation and cfg.mix == "pixel":
-                pool = self.pixel_pool([pool_memes[i] for i in train_idx], train_rows, seed)
-            net = self.new_net(prompts)
-            module = SimReModule(net, cfg, self.task, pool)
-            options = self.trainer_options(k, seed=seed)
-            fit_module(module, self.loader(train_rows, True), self.loader(subset(tensors, dev_idx), False), options)
-            net.eval()
-            self.members.append(net)
-            held_out_proba.append(self._member_proba(net, subset(tensors, dev_idx)))
-            held_out_y.append(y[dev_idx])
-        self.held_out = (np.concatenate(held_out_y), np.concatenate(held_out_proba))
-        if self.task.multi_label:
-            # argmax: "be" wins <=> score >= 0.5; margin: thresholds on the members' unseen dev memes.
-            self.thresholds = (np.full(self.task.num_labels, 0.5, dtype=np.float32) if cfg.rule == "argmax" else
-                               choose_thresholds(*self.held_out, cfg.threshold_mode))
-        return self
+        self._prompts = self.prompt_features()  # encoded once, shared by the members
+        return super().fit(train, val)
+
+    def choose_thresholds(self) -> np.ndarray:
+        # argmax: "be" wins <=> score >= 0.5; margin: thresholds on the members' unseen dev memes.
+        if self.config.rule == "argmax":
+            return np.full(self.task.num_labels, 0.5, dtype=np.float32)
+        return super().choose_thresholds()
 
     @torch.inference_mode()
     def _member_similarities(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:

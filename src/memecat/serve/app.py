@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from memecat import __version__
 from memecat.data.images import open_image, sniff_image_type
@@ -119,11 +121,21 @@ def _upload_spec(max_upload_bytes: int, max_text_chars: int) -> dict:
 
 def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_chars: int = 5000) -> FastAPI:
     """The API and demo page serving `model`."""
-    app = FastAPI(title="memecat", version=__version__,
+    app = FastAPI(title="memecat", version=__version__, docs_url=None,
                   description=f"Meme categories for task {model.task.name}: {model.task.description}.")
     body_limit = max_upload_bytes + 4 * max_text_chars + FORM_OVERHEAD  # 4: UTF-8 bytes per character at most
     app.add_middleware(_BodyLimit, limit=body_limit)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # FastAPI's /docs page loads Swagger UI from a CDN; serve the bundled copy so it works offline.
+    app.mount("/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="memecat API",
+                                   swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/swagger-ui/favicon-32x32.png")
+
     lock = threading.Lock()
 
     def run_model(data: bytes, kind: str, name: str, text: str) -> dict:

@@ -1,0 +1,77 @@
+"""How to turn an ensemble's member scores into decisions, compared on the same models.
+
+Reads the member-level predictions that label_attention_recipes.py saves (runs/recipes/NAME_seedS.npz):
+for every CV fold, each member's scores on its own held-out dev memes (where thresholds are chosen) and on
+the scored fold. Thresholds come from the pooled held-out scores, as in training; the rules differ in how
+the members' scores are combined before the thresholds apply:
+
+    mean-proba   average the probabilities (the paper's ensemble)
+    mean-logit   average the logits, compare with the thresholds' logits
+    vote         each member decides with the thresholds; a label is predicted when half or more say so
+
+Single-member scores are what the thresholds were tuned on; averaging makes scores less extreme, so a
+threshold tuned on single members fits a vote better than an average.
+
+    python benchmarks/ensemble_decision_rules.py runs/recipes/default-rerun_seed0.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import numpy as np
+
+from memecat.metrics import task_scores
+from memecat.models.thresholds import choose_thresholds
+from memecat.tasks import get_task
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def decide(rule: str, members: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """members [K, N, C] probabilities -> decisions [N, C]."""
+    if rule == "mean-proba":
+        return (members.mean(0) >= thresholds).astype(int)
+    if rule == "mean-logit":
+        return (logit(members).mean(0) >= logit(thresholds)).astype(int)
+    if rule == "vote":
+        return ((members >= thresholds).mean(0) >= 0.5).astype(int)
+    raise ValueError(rule)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("predictions", help="an .npz written by label_attention_recipes.py")
+    args = parser.parse_args()
+    task = get_task("semeval-t6")
+    saved = np.load(args.predictions)
+    y = saved["y"]
+    folds = sorted({int(m.group(1)) for key in saved.files if (m := re.match(r"fold(\d+)_test_idx", key))})
+    scores: dict[tuple[str, str], list[dict]] = {}
+    for k in folds:
+        members = saved[f"fold{k}_members"]
+        held = [(saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"])
+                for m in range(len(members))]
+        held_y, held_p = (np.concatenate(part) for part in zip(*held))
+        y_test = y[saved[f"fold{k}_test_idx"]]
+        for mode in ("global", "per-label"):
+            thresholds = choose_thresholds(held_y, held_p, mode)
+            for rule in ("mean-proba", "mean-logit", "vote"):
+                decided = decide(rule, members, thresholds)
+                scores.setdefault((mode, rule), []).append(task_scores(task, y_test, decided))
+    print("| thresholds | rule | micro-F1 | macro-F1 |\n|---|---|---|---|")
+    for (mode, rule), runs in scores.items():
+        cells = [f"{np.mean([r[m] for r in runs]):.4f} ± {np.std([r[m] for r in runs]):.4f}"
+                 for m in ("micro_f1", "macro_f1")]
+        print(f"| {mode} | {rule} | " + " | ".join(cells) + " |")
+    print(json.dumps({f"{mode}/{rule}": {m: float(np.mean([r[m] for r in runs])) for m in ("micro_f1", "macro_f1")}
+                      for (mode, rule), runs in scores.items()}))
+
+
+if __name__ == "__main__":
+    main()
