@@ -67,6 +67,21 @@ def test_fit_save_load_predict_roundtrip(trained):
     assert loaded.predict(memes) == model.predict(memes)
 
 
+def test_thresholds_come_from_each_members_unseen_dev_memes(trained):
+    model, _ = trained
+    task = model.task
+    train, dev = load_split(task, "train"), load_split(task, "dev")
+    pool = train + dev
+    splits = member_splits(len(train), len(pool), 2, 8, model.config.seed, has_val=True)
+    tensors = model.inputs(pool, progress=False)
+    for net, (held_y, held_p), (_, dev_idx) in zip(model.members, model.held_out_members, splits):
+        np.testing.assert_array_equal(held_y, task.encode(pool)[dev_idx])  # member 0: the original dev split
+        np.testing.assert_allclose(held_p, model._member_proba(net, {k: v[dev_idx] for k, v in tensors.items()}),
+                                   atol=1e-6)
+    pooled_y, pooled_p = model.held_out
+    assert len(pooled_y) == len(dev) + 8
+
+
 def test_explanations_have_tokens_and_a_7x7_grid(trained):
     model, _ = trained
     [record] = model.predict(load_split(model.task, "dev")[:1], explain=True)
