@@ -35,6 +35,7 @@ from memecat.evaluation import fold_splits
 from memecat.metrics import task_scores
 from memecat.models.registry import model_class
 from memecat.models.simre import SimReConfig, SimReModel, prompt_polarity, task_temperature
+from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import VALIDATION_SPLIT, Task, get_task, load_split
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
@@ -76,6 +77,10 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
                 proba = fitted.predict_proba([memes[i] for i in test_idx])
                 done[key] = task_scores(task, y[test_idx], fitted.decide(proba))
                 record = {"key": key, "scores": done[key], "seconds": round(time.perf_counter() - started, 1)}
+                if task.multi_label:  # both threshold modes on the same model, for the record
+                    record["by_threshold_mode"] = {
+                        mode: task_scores(task, y[test_idx], (proba >= choose_thresholds(*fitted.held_out, mode))
+                                          .astype(int)) for mode in ("global", "per-label")}
                 with RUNS.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
                 print(json.dumps({"model": model, "config": overrides, "seed": seed, "fold": k, **record}),
