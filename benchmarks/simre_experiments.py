@@ -42,12 +42,16 @@ FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 RUNS = Path(__file__).resolve().parent / "results" / "simre_runs.jsonl"
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
 # name -> (model type, config overrides); the first row of each table is its t-test baseline.
-TABLES = {
-    "table1": {"SimRe": ("simre", {}),
-               "w/o simulation": ("simre", {"simulation": False}),
-               "label-attention (one model)": ("label-attention", {"ensemble_size": 1})},
-    "table2": {f"tau = {t}": ("simre", {"temperature": t}) for t in TEMPERATURES},
-}
+TABLE1 = {"SimRe": ("simre", {}),
+          "w/o simulation": ("simre", {"simulation": False}),
+          "label-attention (one model)": ("label-attention", {"ensemble_size": 1})}
+
+
+def table2_rows(task: Task) -> dict[str, tuple[str, dict]]:
+    """One row per temperature; the task's default temperature is the plain SimRe run (shared with Table 1)."""
+    default = task_temperature(task, SimReConfig())
+    return {f"tau = {t}" + (" (default)" if t == default else ""): ("simre", {} if t == default else {"temperature": t})
+            for t in TEMPERATURES}
 
 
 def run_key(task: str, model: str, config: dict, seed: int, fold: int, folds: int) -> str:
@@ -176,11 +180,11 @@ def main() -> None:
     parts = set(args.part.split(","))
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
     RUNS.parent.mkdir(parents=True, exist_ok=True)
-    for part in ("table1", "table2"):
+    for part, definitions in (("table1", TABLE1), ("table2", table2_rows(task))):
         if part not in parts:
             continue
         rows = {}
-        for name, (model, row_config) in TABLES[part].items():
+        for name, (model, row_config) in definitions.items():
             if args.only in (None, name):
                 config = {**overrides, **row_config} if model == "simre" else row_config
                 rows[name] = cv_runs(task, memes, model, config, args.folds, seeds)
