@@ -4,6 +4,7 @@ Table 1: SimRe, SimRe without simulation and the label-attention model (one mode
          K-fold CV over train+dev, mean +- std over seeds, paired t-tests (scipy.stats.ttest_rel) over the
          matching (seed, fold) runs.
 Table 2: the temperature tau in {0.05, 0.1, 0.2, 0.5}.
+Mixing: recreated images from mixed grid features (the default) or from mixed pixels.
 Figure 3: heat maps of T+.I+ and T-.I- on one batch of held-out (meme, category) rows.
 Figure 4: relative weight exp(s/tau) of each negative, normalised within the row's negatives and sorted by
           similarity, averaged over rows; with and without simulation.
@@ -45,6 +46,8 @@ TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
 TABLE1 = {"SimRe": ("simre", {}),
           "w/o simulation": ("simre", {"simulation": False}),
           "label-attention (one model)": ("label-attention", {"ensemble_size": 1})}
+# Recreated images: mixed grid features (fresh pairs every step, from the cache) or mixed pixels (encoded).
+MIXING = {"grid mixing (default)": ("simre", {}), "pixel mixing": ("simre", {"mix": "pixel"})}
 
 
 def table2_rows(task: Task) -> dict[str, tuple[str, dict]]:
@@ -167,7 +170,7 @@ def figures(task: Task, train, held_out, overrides: dict, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="semeval-t6")
-    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,figures")
+    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,figures")
     parser.add_argument("--only", default=None, help="run this row of the tables only (no table printed)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2,3,4")
@@ -180,7 +183,7 @@ def main() -> None:
     parts = set(args.part.split(","))
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
     RUNS.parent.mkdir(parents=True, exist_ok=True)
-    for part, definitions in (("table1", TABLE1), ("table2", table2_rows(task))):
+    for part, definitions in (("table1", TABLE1), ("table2", table2_rows(task)), ("mixing", MIXING)):
         if part not in parts:
             continue
         rows = {}
