@@ -68,14 +68,19 @@ def recorded() -> dict[str, dict]:
     return {r["key"]: r["scores"] for r in records}
 
 
-def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int]) -> list[dict]:
-    """Scores of every (seed, fold) run, in a fixed order so two rows pair up run by run."""
+def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int],
+            report_only: bool = False) -> list[dict] | None:
+    """Scores of every (seed, fold) run, in a fixed order so two rows pair up run by run.
+
+    report_only: fit nothing; None when a run is missing from the record."""
     y = task.encode(memes)
     runs = []
     for seed in seeds:
         for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
             key = run_key(task.name, model, overrides, seed, k, folds)
             done = recorded()
+            if key not in done and report_only:
+                return None
             if key not in done:
                 started = time.perf_counter()
                 cls = model_class(model)
@@ -107,7 +112,7 @@ def table(rows: dict[str, list[dict]], baseline: str | None = None) -> str:
             base = rows[baseline]
             p = [ttest_rel([r[m] for r in runs], [r[m] for r in base]).pvalue if name != baseline else np.nan
                  for m in metrics]
-            cells += [f"{v:.3g}" for v in p]
+            cells += ["–" if np.isnan(v) else f"{v:.3g}" for v in p]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -172,6 +177,7 @@ def main() -> None:
     parser.add_argument("--task", default="semeval-t6")
     parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,figures")
     parser.add_argument("--only", default=None, help="run this row of the tables only (no table printed)")
+    parser.add_argument("--report", action="store_true", help="fit nothing: print the tables of recorded runs")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--config", default="{}", help="JSON of SimReConfig overrides for every SimRe run")
@@ -190,11 +196,15 @@ def main() -> None:
         for name, (model, row_config) in definitions.items():
             if args.only in (None, name):
                 config = {**overrides, **row_config} if model == "simre" else row_config
-                rows[name] = cv_runs(task, memes, model, config, args.folds, seeds)
-        if args.only is None:
+                runs = cv_runs(task, memes, model, config, args.folds, seeds, report_only=args.report)
+                if runs is None:
+                    print(f"{part}: {name!r} has runs missing; left out")
+                else:
+                    rows[name] = runs
+        if args.only is None and rows:
             print(f"\n{part} ({args.task}, {args.folds}-fold CV, seeds {args.seeds})\n"
                   + table(rows, baseline=next(iter(rows))))
-    if "figures" in parts:
+    if "figures" in parts and not args.report:
         figures(task, load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task.name]), overrides,
                 args.rows)
         print(f"\nfigures written to {FIGURES}")
