@@ -101,18 +101,21 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
     return runs
 
 
-def table(rows: dict[str, list[dict]], baseline: str | None = None) -> str:
-    """Markdown: mean +- std per metric; p-values of a paired t-test against `baseline`."""
+def table(rows: dict[str, list[dict]], folds: int, baseline: str) -> str:
+    """Markdown: per metric the mean over all (seed, fold) runs, +- the std over seeds of the seeds' CV means
+    (and over all runs); p-values of a paired t-test over the (seed, fold) runs against `baseline`."""
     metrics = list(next(iter(rows.values()))[0])
-    p_columns = [f"p {m} (vs {baseline})" for m in metrics] if baseline else []
+    p_columns = [f"p {m} (vs {baseline})" for m in metrics]
     lines = ["| config | " + " | ".join(metrics + p_columns) + " |", "|" + "---|" * (1 + len(metrics + p_columns))]
     for name, runs in rows.items():
-        cells = [f"{np.mean([r[m] for r in runs]):.4f} ± {np.std([r[m] for r in runs]):.4f}" for m in metrics]
-        if baseline:
-            base = rows[baseline]
-            p = [ttest_rel([r[m] for r in runs], [r[m] for r in base]).pvalue if name != baseline else np.nan
-                 for m in metrics]
-            cells += ["–" if np.isnan(v) else f"{v:.3g}" for v in p]
+        cells = []
+        for m in metrics:
+            values = np.array([r[m] for r in runs])
+            seed_means = values.reshape(-1, folds).mean(axis=1)
+            cells.append(f"{values.mean():.4f} ± {seed_means.std():.4f} (runs ± {values.std():.4f})")
+        p = [ttest_rel([r[m] for r in runs], [r[m] for r in rows[baseline]]).pvalue if name != baseline else np.nan
+             for m in metrics]
+        cells += ["–" if np.isnan(v) else f"{v:.3g}" for v in p]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -202,8 +205,9 @@ def main() -> None:
                 else:
                     rows[name] = runs
         if args.only is None and rows:
+            baseline = next((n for n in rows if "default" in n), next(iter(rows)))
             print(f"\n{part} ({args.task}, {args.folds}-fold CV, seeds {args.seeds})\n"
-                  + table(rows, baseline=next(iter(rows))))
+                  + table(rows, args.folds, baseline))
     if "figures" in parts and not args.report:
         figures(task, load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task.name]), overrides,
                 args.rows)
