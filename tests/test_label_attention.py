@@ -79,7 +79,7 @@ def test_thresholds_come_from_each_members_unseen_dev_memes(trained):
         np.testing.assert_allclose(held_p, model._member_proba(net, {k: v[dev_idx] for k, v in tensors.items()}),
                                    atol=1e-6)
     pooled_y, pooled_p = model.held_out
-    assert len(pooled_y) == len(dev) + 8
+    assert len(pooled_y) == len(pooled_p) == len(dev) + 8
 
 
 def test_explanations_have_tokens_and_a_7x7_grid(trained):
