@@ -41,9 +41,13 @@ class EnsembleModel(MemeModel):
     def __init__(self, task, config=None):
         super().__init__(task, config)
         self.members = []
-        # (gold, scores) of the memes each member held out for selection: thresholds and rule studies.
-        self.held_out: tuple[np.ndarray, np.ndarray] | None = None
-        self.held_out_members: list[tuple[np.ndarray, np.ndarray]] = []  # the same, member by member
+        # (gold, scores) of the memes each member held out for selection, member by member (after fit()).
+        self.held_out_members: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def held_out(self) -> tuple[np.ndarray, np.ndarray]:
+        """The members' held-out (gold, scores) pooled: each meme scored by a member that never saw it."""
+        return tuple(np.concatenate(part) for part in zip(*self.held_out_members))
 
     def new_net(self) -> nn.Module:
         raise NotImplementedError
@@ -76,9 +80,7 @@ class EnsembleModel(MemeModel):
             net.eval()
             self.members.append(net)
             self.held_out_members.append((y[dev_idx], self._member_proba(net, subset(tensors, dev_idx))))
-        # Each member's dev memes are unseen by that member: pooled, they choose the thresholds.
-        self.held_out = tuple(np.concatenate(part) for part in zip(*self.held_out_members))
-        if self.task.multi_label:
+        if self.task.multi_label:  # chosen on the pooled held-out scores
             self.thresholds = self.choose_thresholds()
         return self
 
