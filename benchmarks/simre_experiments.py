@@ -80,7 +80,7 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
     for seed in seeds:
         for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
             key = run_key(task.name, model, overrides, seed, k, folds)
-            done = recorded()
+            done = recorded()  # read afresh: other processes may have added runs since
             if key not in done and report_only:
                 return None
             if key not in done:

@@ -353,14 +353,10 @@ class SimReModel(EnsembleModel):
         pool = None
         if self.config.simulation and self.config.mix == "pixel":
             pool = self.pixel_pool(memes, train, seed)
-        net = self.new_net(self._prompts)
+        net = self.new_net()
         module = SimReModule(net, self.config, self.task, pool)
         fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
         return net
-
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> SimReModel:
-        self._prompts = self.prompt_features()  # encoded once, shared by the members
-        return super().fit(train, val)
 
     def choose_thresholds(self) -> np.ndarray:
         # argmax: "be" wins <=> score >= 0.5; margin: thresholds on the members' unseen dev memes.
