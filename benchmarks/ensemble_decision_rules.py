@@ -1,6 +1,6 @@
 """How to turn an ensemble's member scores into decisions, compared on the same models.
 
-Reads the member-level predictions that label_attention_recipes.py saves (runs/recipes/NAME_seedS.npz):
+Reads the member-level predictions that recipes.py saves (runs/recipes/NAME_seedS.npz):
 for every CV fold, each member's scores on its own held-out dev memes (where thresholds are chosen) and on
 the scored fold. Thresholds come from the pooled held-out scores, as in training; the rules differ in how
 the members' scores are combined before the thresholds apply:
@@ -46,7 +46,7 @@ def decide(rule: str, members: np.ndarray, thresholds: np.ndarray) -> np.ndarray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("predictions", help="an .npz written by label_attention_recipes.py")
+    parser.add_argument("predictions", help="an .npz written by recipes.py")
     args = parser.parse_args()
     task = get_task("semeval-t6")
     saved = np.load(args.predictions)

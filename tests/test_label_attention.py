@@ -8,7 +8,13 @@ import torch
 
 from memecat.models.base import load_model
 from memecat.models.ensemble import member_splits
-from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble, LabelAttentionNet
+from memecat.models.label_attention import (
+    LabelAttentionConfig,
+    LabelAttentionEnsemble,
+    LabelAttentionNet,
+    cumulative_targets,
+    level_probabilities,
+)
 from memecat.tasks import get_task, load_split
 
 TINY = {"label_dim": 16, "hidden_dims": (16, 8), "max_epochs": 2, "patience": 1, "batch_size": 16,
@@ -40,6 +46,31 @@ def test_avg_pooling_only_scores_every_label_alike():
     net = LabelAttentionNet(4, 12, 20, LabelAttentionConfig(attention="none", label_dim=8, hidden_dims=(8, 4)))
     logits, _ = net.eval()(_batch())
     assert torch.allclose(logits, logits[:, :1].expand_as(logits))
+
+
+def test_ordinal_steps_from_levels_and_back():
+    levels = torch.eye(3)  # not / somewhat / very harmful
+    assert cumulative_targets(levels).tolist() == [[0, 0], [1, 0], [1, 1]]
+    # P(>= somewhat) = 0.8, P(>= very) = 0.3 -> levels 0.2 / 0.5 / 0.3
+    proba = level_probabilities(torch.logit(torch.tensor([[0.8, 0.3]])))
+    assert torch.allclose(proba, torch.tensor([[0.2, 0.5, 0.3]]))
+    # Crossing steps (P(>= very) > P(>= somewhat)) are made monotone, so no level gets a negative probability.
+    crossed = level_probabilities(torch.logit(torch.tensor([[0.4, 0.6]])))
+    assert torch.all(crossed >= 0) and torch.allclose(crossed.sum(-1), torch.ones(1))
+
+
+def test_ordinal_harm_levels_fit_save_load_explain(tmp_path, tiny_data_root):
+    task = get_task("harm-c-3")
+    model = LabelAttentionEnsemble(task, LabelAttentionConfig(**{**TINY, "ensemble_size": 1}, levels="ordinal"))
+    model.fit(load_split(task, "train"), load_split(task, "val"))
+    assert model.members[0].label_embeddings.shape[0] == 2  # one per step, not per level
+    memes = load_split(task, "test")
+    proba = model.predict_proba(memes)
+    assert proba.shape == (len(memes), 3) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    loaded = load_model(model.save_pretrained(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-6)
+    [record] = loaded.predict(memes[:1], explain=True)
+    assert set(record["explanation"]) == {"at least somewhat harmful", "at least very harmful"}
 
 
 def test_member_splits_original_first_then_random_devs():

@@ -3,6 +3,9 @@
 Per label i a learned embedding L_i attends over the text tokens T and the 7x7 image grid V:
     S_ij = L_i . T_j,  alpha_i = softmax_j(S_i),  T_i,att = sum_j alpha_ij T_j   (likewise V_i,att)
     R_i = [T_avg; V_avg; T_i,att; V_i,att]  ->  shared 3-layer classifier  ->  one logit per label.
+
+Ordered levels (harm-c-3) are read with a softmax over one embedding per level, or as ordinal steps:
+one embedding per "at least level k" (k = 1..K-1), each a sigmoid trained with BCE (a cumulative link).
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class LabelAttentionConfig(ModelConfig):
     ensemble_size: int = 5
     ensemble_dev_size: int = 64
     threshold_mode: Literal["global", "per-label"] = "per-label"
+    # Ordered single-label tasks: softmax over levels, or ordinal "at least level k" steps.
+    # harm-c-3, 5-fold CV, one model, seed 0: see README "Harm-C".
+    levels: Literal["softmax", "ordinal"] = "softmax"
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
@@ -104,8 +110,27 @@ class LabelAttentionNet(nn.Module):
         return logits, alphas
 
 
-def scores_from_logits(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    return torch.sigmoid(logits) if multi_label else logits.softmax(dim=-1)
+def reads_ordinal(task: Task, config: LabelAttentionConfig) -> bool:
+    return task.ordinal and config.levels == "ordinal"
+
+
+def cumulative_targets(labels: torch.Tensor) -> torch.Tensor:
+    """One-hot levels [B, K] -> [B, K-1] 0/1 targets "level >= k" for k = 1..K-1."""
+    return labels.flip(-1).cumsum(-1).flip(-1)[:, 1:]
+
+
+def level_probabilities(step_logits: torch.Tensor) -> torch.Tensor:
+    """Logits of "level >= k" [B, K-1] -> level probabilities [B, K] (steps made non-increasing first)."""
+    at_least = torch.sigmoid(step_logits).cummin(dim=-1).values
+    ones = torch.ones_like(at_least[:, :1])
+    bounds = torch.cat([ones, at_least, torch.zeros_like(ones)], dim=-1)
+    return bounds[:, :-1] - bounds[:, 1:]
+
+
+def scores_from_logits(logits: torch.Tensor, task: Task, config: LabelAttentionConfig) -> torch.Tensor:
+    if task.multi_label:
+        return torch.sigmoid(logits)
+    return level_probabilities(logits) if reads_ordinal(task, config) else logits.softmax(dim=-1)
 
 
 def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
@@ -127,6 +152,8 @@ class LabelAttentionModule(ValidationScored):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.task.multi_label:
             return F.binary_cross_entropy_with_logits(logits, labels)
+        if reads_ordinal(self.task, self.config):
+            return F.binary_cross_entropy_with_logits(logits, cumulative_targets(labels))
         return F.cross_entropy(logits, labels.argmax(dim=-1))
 
     def training_step(self, batch, batch_idx):
@@ -137,7 +164,7 @@ class LabelAttentionModule(ValidationScored):
 
     def validation_step(self, batch, batch_idx):
         logits, _ = self.net(batch)
-        self.collect(scores_from_logits(logits, self.task.multi_label), batch["labels"])
+        self.collect(scores_from_logits(logits, self.task, self.config), batch["labels"])
 
     def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
         return selection_score(self.task, labels, proba)
@@ -160,10 +187,16 @@ class LabelAttentionEnsemble(EnsembleModel):
     def _dims(self) -> tuple[int, int]:
         return text_encoder(self.config.text_encoder).dim, image_encoder(self.config.image_encoder).dim
 
+    def attention_labels(self) -> list[str]:
+        """What each label embedding stands for: a label, or an ordinal step "at least {level}"."""
+        if reads_ordinal(self.task, self.config):
+            return [f"at least {level}" for level in self.task.labels[1:]]
+        return list(self.task.labels)
+
     def new_net(self) -> LabelAttentionNet:
         text_dim, image_dim = self._dims()
         top = split_top(text_encoder(self.config.text_encoder), self.config.finetune_layers)[1]
-        return LabelAttentionNet(self.task.num_labels, text_dim, image_dim, self.config, top)
+        return LabelAttentionNet(len(self.attention_labels()), text_dim, image_dim, self.config, top)
 
     def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
         return encode_inputs(memes, self.config.text_encoder, self.config.image_encoder,
@@ -185,7 +218,7 @@ class LabelAttentionEnsemble(EnsembleModel):
         probas, alphas = [], {"text": [], "image": []}
         for batch in self.loader(tensors, False):
             logits, a = net(batch)
-            probas.append(scores_from_logits(logits, self.task.multi_label))
+            probas.append(scores_from_logits(logits, self.task, self.config))
             for key in a:
                 alphas[key].append(a[key])
         return torch.cat(probas).numpy(), {k: torch.cat(v).numpy() for k, v in alphas.items() if v}
@@ -198,7 +231,8 @@ class LabelAttentionEnsemble(EnsembleModel):
         return np.mean([self._member_proba(net, tensors) for net in self.members], axis=0)
 
     def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
-        """Per label: top text tokens by attention, and the 7x7 image attention, averaged over members."""
+        """Per label embedding (a label, or an ordinal step): top text tokens by attention and the 7x7 image
+        attention, averaged over members."""
         tensors = self.inputs(memes, progress=False)
         outputs = [self._member_outputs(net, tensors)[1] for net in self.members]
         encoder = text_encoder(self.config.text_encoder)
@@ -209,7 +243,7 @@ class LabelAttentionEnsemble(EnsembleModel):
         for n in range(len(memes)):
             tokens = encoder.convert_ids_to_tokens([int(i) for i in ids[n]])
             per_label = {}
-            for j, label in enumerate(self.task.labels):
+            for j, label in enumerate(self.attention_labels()):
                 entry = {}
                 if "text" in outputs[0]:
                     alpha = np.mean([o["text"][n, j] for o in outputs], axis=0)

@@ -1,12 +1,14 @@
-"""Training recipes for the label-attention model, compared by 5-fold CV over SemEval train+dev.
+"""Training recipes for the neural models, compared by 5-fold CV over SemEval train+dev.
 
-    python benchmarks/label_attention_recipes.py --name default --config '{}'
-    python benchmarks/label_attention_recipes.py --name finetune6 --config '{"finetune_layers": 6, "max_epochs": 10, "ensemble_size": 1}' --max-folds 3
+    python benchmarks/recipes.py --name default --config '{}'
+    python benchmarks/recipes.py --name finetune6 --config '{"finetune_layers": 6, "max_epochs": 10, "ensemble_size": 1}' --max-folds 3
+    python benchmarks/recipes.py --model simre --name simre-default --max-folds 2
 
 Each fold fits the configured model on the other folds; thresholds come from the model's own held-out
 dev memes, never from the scored fold. Every run is scored with a global and with per-label thresholds
-(same models), so the threshold modes compare on identical predictions. Appends one JSON line per run to
-benchmarks/results/la_recipes.jsonl; every member's scores on its held-out dev memes and on the scored
+(same models), so the threshold modes compare on identical predictions. The mean per-label ROC AUC on the
+scored folds says how well the scores rank memes, whatever the thresholds. Appends one JSON line per run to
+benchmarks/results/recipes.jsonl; every member's scores on its held-out dev memes and on the scored
 fold go to runs/recipes/NAME_seedS.npz, so decision rules can be compared on the same models afterwards.
 """
 
@@ -18,21 +20,29 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from memecat.evaluation import fold_splits
 from memecat.metrics import task_scores
-from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble
+from memecat.models.registry import model_class
 from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import get_task, load_split
 
-RESULTS = Path(__file__).resolve().parent / "results" / "la_recipes.jsonl"
+RESULTS = Path(__file__).resolve().parent / "results" / "recipes.jsonl"
 PREDICTIONS = Path(__file__).resolve().parents[1] / "runs" / "recipes"
+
+
+def mean_auc(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean ROC AUC over the labels that occur and are absent in the scored memes."""
+    present = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]
+    return float(np.mean([roc_auc_score(y[:, c], proba[:, c]) for c in present]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="label-attention", choices=["label-attention", "simre"])
     parser.add_argument("--name", required=True)
-    parser.add_argument("--config", default="{}", help="LabelAttentionConfig overrides as JSON")
+    parser.add_argument("--config", default="{}", help="the model's config overrides as JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-folds", type=int, default=None, help="stop after this many folds")
@@ -41,14 +51,16 @@ def main() -> None:
     pool = load_split(task, "train") + load_split(task, "dev")
     y = task.encode(pool)
     overrides = json.loads(args.config)
+    cls = model_class(args.model)
     scores: dict[str, list[dict]] = {"global": [], "per-label": []}
+    aucs: list[float] = []
     started = time.perf_counter()
     saved: dict[str, np.ndarray] = {}
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, pool, args.folds, args.seed)):
         if args.max_folds is not None and k >= args.max_folds:
             break
-        config = LabelAttentionConfig(**{**overrides, "seed": args.seed * 100 + k})
-        model = LabelAttentionEnsemble(task, config).fit([pool[i] for i in train_idx], None)
+        model = cls(task, cls.config_class(**{**overrides, "seed": args.seed * 100 + k}))
+        model.fit([pool[i] for i in train_idx], None)
         proba = model.predict_proba([pool[i] for i in test_idx])
         tensors = model.inputs([pool[i] for i in test_idx], progress=False)
         saved[f"fold{k}_test_idx"] = test_idx
@@ -58,13 +70,16 @@ def main() -> None:
         for mode, runs in scores.items():
             decided = (proba >= choose_thresholds(*model.held_out, mode)).astype(int)
             runs.append(task_scores(task, y[test_idx], decided))
+        aucs.append(mean_auc(y[test_idx], proba))
         print(f"{args.name} fold {k}: " + ", ".join(
-            f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items()), flush=True)
+            f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items())
+            + f", AUC {aucs[-1]:.4f}", flush=True)
     summary = {mode: {f"{stat}_{metric}": float(fn([run[metric] for run in runs]))
                       for metric in ("micro_f1", "macro_f1") for stat, fn in (("mean", np.mean), ("std", np.std))}
                for mode, runs in scores.items()}
-    record = {"name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
-              "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summary}
+    record = {"model": args.model, "name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
+              "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summary,
+              "mean_auc": float(np.mean(aucs))}
     PREDICTIONS.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(PREDICTIONS / f"{args.name}_seed{args.seed}.npz", y=y, **saved)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
