@@ -59,7 +59,7 @@ def main() -> None:
                 for m in range(len(members))]
         held_y, held_p = (np.concatenate(part) for part in zip(*held))
         y_test = y[saved[f"fold{k}_test_idx"]]
-        for mode in ("global", "per-label"):
+        for mode in ("global", "per-label", "joint"):
             thresholds = choose_thresholds(held_y, held_p, mode)
             for rule in ("mean-proba", "mean-logit", "vote"):
                 decided = decide(rule, members, thresholds)

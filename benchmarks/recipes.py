@@ -52,7 +52,7 @@ def main() -> None:
     y = task.encode(pool)
     overrides = json.loads(args.config)
     cls = model_class(args.model)
-    scores: dict[str, list[dict]] = {"global": [], "per-label": []}
+    scores: dict[str, list[dict]] = {"global": [], "per-label": [], "joint": []}
     aucs: list[float] = []
     started = time.perf_counter()
     saved: dict[str, np.ndarray] = {}

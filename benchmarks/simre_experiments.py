@@ -5,6 +5,7 @@ Table 1: SimRe, SimRe without simulation and the label-attention model (one mode
          matching (seed, fold) runs.
 Table 2: the temperature tau in {0.05, 0.1, 0.2, 0.5}.
 Mixing: recreated images from mixed pixels (the default) or from mixed grid features.
+Levels: harm-c-3 in the label-attention model, softmax over levels or ordinal steps.
 Figure 3: heat maps of T+.I+ and T-.I- on one batch of held-out (meme, category) rows.
 Figure 4: relative weight exp(s/tau) of each negative, normalised within the row's negatives and sorted by
           similarity, averaged over rows; with and without simulation.
@@ -50,6 +51,9 @@ TABLE1 = {"SimRe (grid mixing)": ("simre", {"mix": "grid"}),
           "label-attention (one model)": ("label-attention", {"ensemble_size": 1})}
 # Recreated images: mixed pixels (encoded once per run) or mixed grid features (fresh pairs every step).
 MIXING = {"pixel mixing (default)": ("simre", {"mix": "pixel"}), "grid mixing": ("simre", {"mix": "grid"})}
+# Ordered harm levels (harm-c-3) in the label-attention model: softmax over levels or ordinal steps.
+LEVELS = {"label-attention softmax (default)": ("label-attention", {"ensemble_size": 1}),
+          "label-attention ordinal": ("label-attention", {"ensemble_size": 1, "levels": "ordinal"})}
 
 
 def table2_rows(task: Task) -> dict[str, tuple[str, dict]]:
@@ -94,7 +98,7 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
                 if task.multi_label:  # both threshold modes on the same model, for the record
                     record["by_threshold_mode"] = {
                         mode: task_scores(task, y[test_idx], (proba >= choose_thresholds(*fitted.held_out, mode))
-                                          .astype(int)) for mode in ("global", "per-label")}
+                                          .astype(int)) for mode in ("global", "per-label", "joint")}
                 with RUNS.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
                 print(json.dumps({"model": model, "config": overrides, "seed": seed, "fold": k, **record}),
@@ -181,7 +185,7 @@ def figures(task: Task, train, held_out, overrides: dict, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="semeval-t6")
-    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,figures")
+    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,levels,figures")
     parser.add_argument("--only", default=None, help="run this row of the tables only (no table printed)")
     parser.add_argument("--report", action="store_true", help="fit nothing: print the tables of recorded runs")
     parser.add_argument("--folds", type=int, default=5)
@@ -195,7 +199,8 @@ def main() -> None:
     parts = set(args.part.split(","))
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
     RUNS.parent.mkdir(parents=True, exist_ok=True)
-    for part, definitions in (("table1", TABLE1), ("table2", table2_rows(task)), ("mixing", MIXING)):
+    parts_defined = (("table1", TABLE1), ("table2", table2_rows(task)), ("mixing", MIXING), ("levels", LEVELS))
+    for part, definitions in parts_defined:
         if part not in parts:
             continue
         rows = {}

@@ -38,6 +38,12 @@ class LabelAttentionConfig(ModelConfig):
     image_encoder: str = "efficientnet-lite0"
     finetune_layers: int = 0  # last text-encoder layers trained with the model (0: frozen encoder)
     attention: Literal["both", "text", "image", "none"] = "both"
+    # Append L_i to R_i, so the shared classifier knows which label it scores (the paper's R_i has only
+    # pooled and attended features: a label's identity reaches the classifier through its attention alone).
+    label_in_classifier: bool = False
+    # BCE with each label's positives weighted by its negatives/positives ratio in the member's training
+    # memes (class_weight="balanced" for a sigmoid per label): rare techniques are not learnt as "never".
+    balanced_loss: bool = False
     label_dim: int = 256
     hidden_dims: tuple[int, int] = (256, 128)
     dropout: float = 0.2
@@ -50,7 +56,7 @@ class LabelAttentionConfig(ModelConfig):
     early_stopping: bool = False  # True: keep the epoch with the best dev micro-F1
     ensemble_size: int = 5
     ensemble_dev_size: int = 64
-    threshold_mode: Literal["global", "per-label"] = "per-label"
+    threshold_mode: Literal["global", "per-label", "joint"] = "per-label"
     # Ordered single-label tasks: softmax over levels, or ordinal "at least level k" steps.
     # harm-c-3, 5-fold CV, one model, seed 0: see README "Harm-C".
     levels: Literal["softmax", "ordinal"] = "softmax"
@@ -73,7 +79,8 @@ class LabelAttentionNet(nn.Module):
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, d))
         self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, d))
         self.label_embeddings = nn.Parameter(torch.randn(num_labels, d) / d**0.5)
-        in_dim = d * (2 + self.attend_text + self.attend_image)
+        self.label_in_classifier = config.label_in_classifier
+        in_dim = d * (2 + self.attend_text + self.attend_image + self.label_in_classifier)
         h1, h2 = config.hidden_dims
         self.classifier = nn.Sequential(
             nn.Linear(in_dim, h1), nn.ReLU(), nn.Dropout(config.dropout),
@@ -106,8 +113,16 @@ class LabelAttentionNet(nn.Module):
         if self.attend_image:
             v_att, alphas["image"] = self.attend(v, torch.ones(v.shape[:2], dtype=torch.bool, device=v.device))
             parts.append(v_att)
+        if self.label_in_classifier:
+            parts.append(self.label_embeddings[None].expand(len(t), -1, -1))
         logits = self.classifier(torch.cat(parts, dim=-1)).squeeze(-1)
         return logits, alphas
+
+
+def balanced_pos_weight(labels: torch.Tensor) -> torch.Tensor:
+    """0/1 labels [N, L] -> BCE pos_weight [L]: negatives / positives, at least 1 (absent labels: N - 1)."""
+    positives = labels.sum(0).clamp(min=1.0)
+    return ((len(labels) - positives) / positives).clamp(min=1.0)
 
 
 def reads_ordinal(task: Task, config: LabelAttentionConfig) -> bool:
@@ -145,13 +160,15 @@ def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
 class LabelAttentionModule(ValidationScored):
     """Training wrapper: BCE (multi-label) or cross-entropy (single-label), Adam, validation score."""
 
-    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task):
+    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task,
+                 pos_weight: torch.Tensor | None = None):
         super().__init__()
         self.net, self.config, self.task = net, config, task
+        self.pos_weight = pos_weight
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.task.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, labels)
+            return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=self.pos_weight)
         if reads_ordinal(self.task, self.config):
             return F.binary_cross_entropy_with_logits(logits, cumulative_targets(labels))
         return F.cross_entropy(logits, labels.argmax(dim=-1))
@@ -208,7 +225,9 @@ class LabelAttentionEnsemble(EnsembleModel):
     # --- the verbs -------------------------------------------------------------------------
     def fit_member(self, member, seed, memes, train, dev) -> LabelAttentionNet:
         net = self.new_net()
-        module = LabelAttentionModule(net, self.config, self.task)
+        balanced = self.config.balanced_loss and self.task.multi_label
+        pos_weight = balanced_pos_weight(train["labels"]) if balanced else None
+        module = LabelAttentionModule(net, self.config, self.task, pos_weight)
         fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
         return net
 

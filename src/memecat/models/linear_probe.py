@@ -1,7 +1,11 @@
-"""Baseline: logistic regression on frozen pooled text and image features.
+"""Logistic regression on two views of a meme, their probabilities averaged.
 
-Multi-label tasks get one binary classifier per label and per-label thresholds chosen on
-5-fold out-of-fold predictions over everything `fit` is given (train+dev, never test).
+- encoders: frozen pooled text and image features (MiniLM + EfficientNet-Lite0 by default), standardised;
+- char-ngrams: TF-IDF of the text's character 2-5-grams (hashed, so the model folder holds no vocabulary),
+  which sees spelling, capitals and slogans that a sentence encoder smooths away.
+
+Multi-label tasks get one binary classifier per label and view, and thresholds chosen on 5-fold
+out-of-fold predictions over everything `fit` is given (train+dev, never test).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 from scipy.special import expit, softmax
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
@@ -19,13 +24,19 @@ from memecat.models.base import MemeModel, ModelConfig
 from memecat.models.inputs import encode_inputs
 from memecat.models.thresholds import choose_thresholds
 
+VIEWS = ("encoders", "char-ngrams")
+
 
 class LinearProbeConfig(ModelConfig):
+    # Defaults chosen by 5-fold CV over SemEval train+dev (README "Results").
     text_encoder: str = "minilm-l6"
     image_encoder: str = "efficientnet-lite0"
-    C: float = 0.05
-    class_weight: Literal["balanced"] | None = None
-    threshold_mode: Literal["global", "per-label"] = "per-label"
+    views: tuple[Literal["encoders", "char-ngrams"], ...] = VIEWS
+    C: float = 0.003  # inverse regularisation of the encoder view
+    ngram_C: float = 1.0  # ... and of the character n-gram view
+    ngram_features: int = 2**17  # hashed n-gram columns
+    class_weight: Literal["balanced"] | None = "balanced"  # rare techniques weigh as much as frequent ones
+    threshold_mode: Literal["global", "per-label", "joint"] = "joint"
     folds: int = 5
 
 
@@ -34,63 +45,113 @@ class LinearProbe(MemeModel):
     config_class = LinearProbeConfig
     trains_on_validation = True  # train+dev together; its honest figures come from `memecat cv`
 
-    def features(self, memes: list[Meme]) -> np.ndarray:
-        t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder)
-        return torch.cat([t["text_pooled"], t["image_pooled"]], dim=1).numpy()
+    # --- features ----------------------------------------------------------------------------
+    def hasher(self) -> HashingVectorizer:
+        return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=self.config.ngram_features,
+                                 alternate_sign=False, norm=None)
 
-    def _fit_weights(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Coefficients [L, D] and intercepts [L] on standardised features."""
+    def raw_views(self, memes: list[Meme]) -> dict:
+        """Each view's features before the scaling that `fit` learns."""
+        out = {}
+        if "encoders" in self.config.views:
+            t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False)
+            out["encoders"] = torch.cat([t["text_pooled"], t["image_pooled"]], dim=1).numpy()
+        if "char-ngrams" in self.config.views:
+            out["char-ngrams"] = self.hasher().transform([m.text for m in memes])
+        return out
+
+    def fit_scaling(self, raw: dict) -> None:
+        if "encoders" in raw:
+            self.mean, self.std = raw["encoders"].mean(0), raw["encoders"].std(0) + 1e-6
+        if "char-ngrams" in raw:
+            self.idf = TfidfTransformer(sublinear_tf=True).fit(raw["char-ngrams"]).idf_.astype(np.float32)
+
+    def scaled(self, raw: dict) -> dict:
+        out = {}
+        if "encoders" in raw:
+            out["encoders"] = (raw["encoders"] - self.mean) / self.std
+        if "char-ngrams" in raw:
+            out["char-ngrams"] = self.tfidf(raw["char-ngrams"])
+        return out
+
+    def tfidf(self, counts):
+        transformer = TfidfTransformer(sublinear_tf=True)
+        transformer.idf_ = self.idf.astype(np.float64)
+        return transformer.transform(counts)
+
+    # --- per view: logistic regression -------------------------------------------------------
+    def _fit_weights(self, x, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients [L, D] and intercepts [L]."""
         cfg = self.config
+        coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
+        bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # labels or classes never seen stay off
         if not self.task.multi_label:
-            clf = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, max_iter=2000)
+            clf = LogisticRegression(C=C, class_weight=cfg.class_weight, max_iter=2000)
             clf.fit(x, y.argmax(1))
-            coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
-            bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # classes unseen in training never win
             if len(clf.classes_) == 2:  # sklearn keeps one row for two classes: logit of the second vs 0
                 bias[clf.classes_[0]] = 0.0
                 coef[clf.classes_[1]], bias[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
             else:
                 coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
             return coef, bias
-        coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
-        bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # labels never seen stay off
         for j in range(y.shape[1]):
             if 0 < y[:, j].sum() < len(y):
                 # liblinear: several times faster than lbfgs on these small binary problems.
-                clf = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, solver="liblinear")
+                clf = LogisticRegression(C=C, class_weight=cfg.class_weight, solver="liblinear")
                 clf.fit(x, y[:, j])
                 coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
         return coef, bias
 
-    def _proba(self, x: np.ndarray, coef: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        z = x @ coef.T + bias
-        if self.task.multi_label:
-            return expit(z)
-        return softmax(z, axis=1)
+    def _view_C(self, view: str) -> float:
+        return self.config.ngram_C if view == "char-ngrams" else self.config.C
 
+    def _fit_views(self, views: dict, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {view: self._fit_weights(x, y, self._view_C(view)) for view, x in views.items()}
+
+    def _proba(self, views: dict, weights: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """The views' probabilities, averaged."""
+        out = []
+        for view, x in views.items():
+            coef, bias = weights[view]
+            z = np.asarray(x @ coef.T) + bias
+            out.append(expit(z) if self.task.multi_label else softmax(z, axis=1))
+        return np.mean(out, axis=0)
+
+    # --- the verbs ---------------------------------------------------------------------------
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LinearProbe:
         memes = train + (val or [])
-        x = self.features(memes)
-        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
-        x = (x - self.mean) / self.std
+        raw = self.raw_views(memes)
         y = self.task.encode(memes)
-        if self.task.multi_label:
-            oof = np.zeros_like(y)
+        if self.task.multi_label:  # thresholds from out-of-fold scores, the scaling refitted in each fold
+            oof = np.zeros_like(y, dtype=np.float64)
             folds = KFold(self.config.folds, shuffle=True, random_state=self.config.seed)
-            for tr, te in folds.split(x):
-                oof[te] = self._proba(x[te], *self._fit_weights(x[tr], y[tr]))
+            for tr, te in folds.split(y):
+                self.fit_scaling({v: x[tr] for v, x in raw.items()})
+                views = self.scaled(raw)
+                oof[te] = self._proba({v: x[te] for v, x in views.items()},
+                                      self._fit_views({v: x[tr] for v, x in views.items()}, y[tr]))
             self.thresholds = choose_thresholds(y, oof, self.config.threshold_mode)
-        self.coef, self.bias = self._fit_weights(x, y)
+        self.fit_scaling(raw)
+        self.weights = self._fit_views(self.scaled(raw), y)
         return self
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
-        x = (self.features(memes) - self.mean) / self.std
-        return self._proba(x, self.coef, self.bias)
+        return self._proba(self.scaled(self.raw_views(memes)), self.weights)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name), dtype=np.float32))
-                for name in ("coef", "bias", "mean", "std")}
+        state = {}
+        for view, (coef, bias) in self.weights.items():
+            state[f"{view}.coef"], state[f"{view}.bias"] = coef, bias
+        if "encoders" in self.weights:
+            state["encoders.mean"], state["encoders.std"] = self.mean, self.std
+        if "char-ngrams" in self.weights:
+            state["char-ngrams.idf"] = self.idf
+        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name in ("coef", "bias", "mean", "std"):
-            setattr(self, name, state[name].numpy())
+        arrays = {k: v.numpy() for k, v in state.items()}
+        self.weights = {view: (arrays[f"{view}.coef"], arrays[f"{view}.bias"]) for view in self.config.views}
+        if "encoders" in self.config.views:
+            self.mean, self.std = arrays["encoders.mean"], arrays["encoders.std"]
+        if "char-ngrams" in self.config.views:
+            self.idf = arrays["char-ngrams.idf"]

@@ -77,7 +77,7 @@ class SimReConfig(ModelConfig):
     early_stopping: bool = True
     # 5-fold CV on SemEval: margin (global threshold) micro-F1 0.551 vs argmax 0.279; argmax over-predicts.
     rule: Literal["argmax", "margin"] = "margin"
-    threshold_mode: Literal["global", "per-label"] = "global"
+    threshold_mode: Literal["global", "per-label", "joint"] = "global"
     ensemble_size: int = 1
     ensemble_dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
     devices: int = 1

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from memecat.models.base import load_model
+from memecat.models.linear_probe import LinearProbe, LinearProbeConfig
+from memecat.models.thresholds import joint_thresholds
+from memecat.tasks import get_task, load_split
+
+
+@pytest.mark.parametrize("task_name", ["semeval-t6", "harm-c-3"])
+def test_both_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
+    task = get_task(task_name)
+    model = LinearProbe(task, LinearProbeConfig(folds=3)).fit(load_split(task, "train"))
+    memes = load_split(task, "test")
+    proba = model.predict_proba(memes)
+    assert proba.shape == (len(memes), task.num_labels) and np.all((proba >= 0) & (proba <= 1))
+    loaded = load_model(model.save_pretrained(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-5)
+    assert loaded.predict(memes) == model.predict(memes)
+
+
+def test_character_ngrams_learn_a_slogan(tiny_data_root):
+    # In the tiny data "they lie always" memes carry one technique and "look at this" memes another.
+    task = get_task("semeval-t6")
+    model = LinearProbe(task, LinearProbeConfig(views=("char-ngrams",), folds=3)).fit(load_split(task, "train"))
+    proba = model.predict_proba(load_split(task, "dev"))
+    texts = [m.text for m in load_split(task, "dev")]
+    lie = [i for i, t in enumerate(texts) if t.startswith("they lie")]
+    look = [i for i, t in enumerate(texts) if t.startswith("look at")]
+    j = task.labels.index(task.labels[8])
+    assert proba[lie, j].min() > proba[look, j].max()
+
+
+def test_joint_thresholds_keep_a_rare_label_off_when_it_costs_micro_f1():
+    # Label 1 is rare and its scores rank badly: switching it on would lift its own F1 from 0 but flood
+    # micro-F1 with false alarms; label 0 is frequent and well ranked.
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.zeros((n, 2), dtype=int)
+    y[:, 0] = rng.random(n) < 0.5
+    y[:6, 1] = 1
+    proba = np.stack([0.3 + 0.4 * y[:, 0] + 0.1 * rng.random(n), rng.random(n) * 0.5], axis=1)
+    thresholds = joint_thresholds(y, proba)
+    decided = proba >= thresholds
+    assert decided[:, 0].tolist() == y[:, 0].astype(bool).tolist()
+    assert decided[:, 1].sum() < 20
