@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 from scipy.special import expit, softmax
+from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
@@ -137,6 +138,30 @@ class LinearProbe(MemeModel):
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
         return self._proba(self.scaled(self.raw_views(memes)), self.weights)
+
+    def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
+        """Per label: each view's probability and, from the n-gram view, the character n-grams of the text
+        that pushed the label up most (TF-IDF value x coefficient), as "tokens" like label-attention's."""
+        views = self.scaled(self.raw_views(memes))
+        per_view = {view: self._proba({view: x}, self.weights) for view, x in views.items()}
+        analyzer = self.hasher().build_analyzer()
+        # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
+        hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
+        result = []
+        for n, meme in enumerate(memes):
+            pushes: dict[str, list] = {}
+            if "char-ngrams" in views:
+                ngrams = sorted(set(analyzer(meme.text)))
+                columns = hasher.transform([[g] for g in ngrams]).indices if ngrams else np.array([], int)
+                values = views["char-ngrams"][n].toarray()[0, columns]
+                coef = self.weights["char-ngrams"][0][:, columns] * values  # [L, ngrams]
+                for j, label in enumerate(self.task.labels):
+                    order = [k for k in np.argsort(-coef[j]) if coef[j, k] > 0][:top_k]
+                    pushes[label] = [{"token": ngrams[k], "weight": round(float(coef[j, k]), 4)} for k in order]
+            result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()},
+                                   **({"tokens": pushes[label]} if pushes else {})}
+                           for j, label in enumerate(self.task.labels)})
+        return result
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}
