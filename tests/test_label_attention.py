@@ -11,9 +11,7 @@ from memecat.models.ensemble import member_splits
 from memecat.models.label_attention import (
     LabelAttentionConfig,
     LabelAttentionEnsemble,
-    LabelAttentionModule,
     LabelAttentionNet,
-    balanced_pos_weight,
     cumulative_targets,
     level_probabilities,
 )
@@ -73,22 +71,6 @@ def test_ordinal_harm_levels_fit_save_load_explain(tmp_path, tiny_data_root):
     np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-6)
     [record] = loaded.predict(memes[:1], explain=True)
     assert set(record["explanation"]) == {"at least somewhat harmful", "at least very harmful"}
-
-
-def test_balanced_loss_weighs_rare_positives_by_their_rarity():
-    labels = torch.zeros(10, 3)
-    labels[:5, 0] = 1  # half the memes
-    labels[:1, 1] = 1  # one meme; label 2 never occurs
-    weight = balanced_pos_weight(labels)
-    assert weight.tolist() == [1.0, 9.0, 9.0]
-    task = get_task("semeval-t6")
-    config = LabelAttentionConfig(label_dim=8, hidden_dims=(8, 4))
-    net = LabelAttentionNet(3, 12, 20, config)
-    logits = torch.zeros(2, 3)
-    rare_positive = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
-    plain = LabelAttentionModule(net, config, task).loss(logits, rare_positive)
-    weighted = LabelAttentionModule(net, config, task, weight).loss(logits, rare_positive)
-    assert weighted.item() == pytest.approx(plain.item() * (2 * 3 + 8) / (2 * 3), rel=1e-5)
 
 
 def test_member_splits_original_first_then_random_devs():

@@ -41,9 +41,6 @@ class LabelAttentionConfig(ModelConfig):
     # Append L_i to R_i, so the shared classifier knows which label it scores (the paper's R_i has only
     # pooled and attended features: a label's identity reaches the classifier through its attention alone).
     label_in_classifier: bool = False
-    # BCE with each label's positives weighted by its negatives/positives ratio in the member's training
-    # memes (class_weight="balanced" for a sigmoid per label): rare techniques are not learnt as "never".
-    balanced_loss: bool = False
     label_dim: int = 256
     hidden_dims: tuple[int, int] = (256, 128)
     dropout: float = 0.2
@@ -119,12 +116,6 @@ class LabelAttentionNet(nn.Module):
         return logits, alphas
 
 
-def balanced_pos_weight(labels: torch.Tensor) -> torch.Tensor:
-    """0/1 labels [N, L] -> BCE pos_weight [L]: negatives / positives, at least 1 (absent labels: N - 1)."""
-    positives = labels.sum(0).clamp(min=1.0)
-    return ((len(labels) - positives) / positives).clamp(min=1.0)
-
-
 def reads_ordinal(task: Task, config: LabelAttentionConfig) -> bool:
     return task.ordinal and config.levels == "ordinal"
 
@@ -160,15 +151,13 @@ def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
 class LabelAttentionModule(ValidationScored):
     """Training wrapper: BCE (multi-label) or cross-entropy (single-label), Adam, validation score."""
 
-    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task,
-                 pos_weight: torch.Tensor | None = None):
+    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task):
         super().__init__()
         self.net, self.config, self.task = net, config, task
-        self.pos_weight = pos_weight
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.task.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=self.pos_weight)
+            return F.binary_cross_entropy_with_logits(logits, labels)
         if reads_ordinal(self.task, self.config):
             return F.binary_cross_entropy_with_logits(logits, cumulative_targets(labels))
         return F.cross_entropy(logits, labels.argmax(dim=-1))
@@ -225,9 +214,7 @@ class LabelAttentionEnsemble(EnsembleModel):
     # --- the verbs -------------------------------------------------------------------------
     def fit_member(self, member, seed, memes, train, dev) -> LabelAttentionNet:
         net = self.new_net()
-        balanced = self.config.balanced_loss and self.task.multi_label
-        pos_weight = balanced_pos_weight(train["labels"]) if balanced else None
-        module = LabelAttentionModule(net, self.config, self.task, pos_weight)
+        module = LabelAttentionModule(net, self.config, self.task)
         fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
         return net
 
