@@ -20,22 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from memecat.evaluation import fold_splits
-from memecat.metrics import task_scores
+from memecat.metrics import mean_label_auc, task_scores
 from memecat.models.registry import model_class
 from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import get_task, load_split
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipes.jsonl"
 PREDICTIONS = Path(__file__).resolve().parents[1] / "runs" / "recipes"
-
-
-def mean_auc(y: np.ndarray, proba: np.ndarray) -> float:
-    """Mean ROC AUC over the labels that occur and are absent in the scored memes."""
-    present = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]
-    return float(np.mean([roc_auc_score(y[:, c], proba[:, c]) for c in present]))
 
 
 def main() -> None:
@@ -70,7 +63,7 @@ def main() -> None:
         for mode, runs in scores.items():
             decided = (proba >= choose_thresholds(*model.held_out, mode)).astype(int)
             runs.append(task_scores(task, y[test_idx], decided))
-        aucs.append(mean_auc(y[test_idx], proba))
+        aucs.append(mean_label_auc(y[test_idx], proba))
         print(f"{args.name} fold {k}: " + ", ".join(
             f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items())
             + f", AUC {aucs[-1]:.4f}", flush=True)

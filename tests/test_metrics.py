@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from memecat.metrics import harm_scores, mmae, per_label_table, semeval_scores
+from memecat.metrics import harm_scores, mean_label_auc, mmae, per_label_table, semeval_scores
 
 
 def test_semeval_micro_macro_by_hand():
@@ -29,3 +29,10 @@ def test_harm_scores():
     s = harm_scores(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), ordinal=True)
     assert s["acc"] == 0.75 and "mmae" in s
     assert s["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+
+
+def test_mean_label_auc_skips_labels_that_cannot_be_ranked():
+    gold = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    proba = np.array([[0.9, 0.2, 0.5], [0.1, 0.8, 0.5], [0.8, 0.1, 0.5], [0.2, 0.3, 0.5]])
+    # label 0 ranked perfectly (AUC 1), label 1 half right (AUC 0.5), label 2 never occurs: skipped
+    assert mean_label_auc(gold, proba) == pytest.approx(0.75)

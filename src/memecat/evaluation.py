@@ -12,7 +12,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from memecat.data.meme import Meme
 from memecat.data.readers import read_dataset
 from memecat.errors import DataError
-from memecat.metrics import task_scores
+from memecat.metrics import mean_label_auc, task_scores
 from memecat.models.base import MemeModel
 from memecat.tasks import Task
 
@@ -73,14 +73,18 @@ def fold_splits(task: Task, memes: list[Meme], folds: int, seed: int) -> list[tu
 
 def cross_validate(task: Task, build: Callable[[int], MemeModel], memes: list[Meme], folds: int = 5,
                    seed: int = 0) -> dict:
-    """Train on K-1 folds, score the held-out fold; returns per-fold scores, mean and std."""
+    """Train on K-1 folds, score the held-out fold; returns per-fold scores, mean and std (multi-label
+    tasks also get `label_auc`, the ranking quality no threshold affects)."""
     per_fold = []
     y = task.encode(memes)
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
         model = build(seed * 100 + k)
         model.fit([memes[i] for i in train_idx], None)
         held_out = [memes[i] for i in test_idx]
-        per_fold.append(task_scores(task, y[test_idx], model.decide(model.predict_proba(held_out))))
+        proba = model.predict_proba(held_out)
+        per_fold.append(task_scores(task, y[test_idx], model.decide(proba)))
+        if task.multi_label:
+            per_fold[-1]["label_auc"] = mean_label_auc(y[test_idx], proba)
     return summarise(per_fold)
 
 

@@ -7,7 +7,7 @@ SemEval-2021 Task 6: scikit-learn f1_score on multi-hot rows with every techniqu
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 
 def semeval_scores(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -17,6 +17,14 @@ def semeval_scores(gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
     }
+
+
+def mean_label_auc(gold: np.ndarray, proba: np.ndarray) -> float:
+    """Ranking quality whatever the thresholds: the mean per-label ROC AUC over the labels that are both
+    present and absent among the scored memes."""
+    gold = np.asarray(gold, dtype=int)
+    present = [j for j in range(gold.shape[1]) if 0 < gold[:, j].sum() < len(gold)]
+    return float(np.mean([roc_auc_score(gold[:, j], proba[:, j]) for j in present]))
 
 
 def per_label_table(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...] | list[str]) -> list[dict]:
