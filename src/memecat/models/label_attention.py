@@ -38,9 +38,6 @@ class LabelAttentionConfig(ModelConfig):
     image_encoder: str = "efficientnet-lite0"
     finetune_layers: int = 0  # last text-encoder layers trained with the model (0: frozen encoder)
     attention: Literal["both", "text", "image", "none"] = "both"
-    # Append L_i to R_i, so the shared classifier knows which label it scores (the paper's R_i has only
-    # pooled and attended features: a label's identity reaches the classifier through its attention alone).
-    label_in_classifier: bool = False
     label_dim: int = 256
     hidden_dims: tuple[int, int] = (256, 128)
     dropout: float = 0.2
@@ -76,8 +73,7 @@ class LabelAttentionNet(nn.Module):
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, d))
         self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, d))
         self.label_embeddings = nn.Parameter(torch.randn(num_labels, d) / d**0.5)
-        self.label_in_classifier = config.label_in_classifier
-        in_dim = d * (2 + self.attend_text + self.attend_image + self.label_in_classifier)
+        in_dim = d * (2 + self.attend_text + self.attend_image)
         h1, h2 = config.hidden_dims
         self.classifier = nn.Sequential(
             nn.Linear(in_dim, h1), nn.ReLU(), nn.Dropout(config.dropout),
@@ -110,8 +106,6 @@ class LabelAttentionNet(nn.Module):
         if self.attend_image:
             v_att, alphas["image"] = self.attend(v, torch.ones(v.shape[:2], dtype=torch.bool, device=v.device))
             parts.append(v_att)
-        if self.label_in_classifier:
-            parts.append(self.label_embeddings[None].expand(len(t), -1, -1))
         logits = self.classifier(torch.cat(parts, dim=-1)).squeeze(-1)
         return logits, alphas
 
