@@ -14,9 +14,13 @@ def test_both_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
     memes = load_split(task, "test")
     proba = model.predict_proba(memes)
     assert proba.shape == (len(memes), task.num_labels) and np.all((proba >= 0) & (proba <= 1))
-    loaded = load_model(model.save_pretrained(tmp_path / "model"))
+    folder = model.save_pretrained(tmp_path / "model")
+    loaded = load_model(folder)
     np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-5)
     assert loaded.predict(memes) == model.predict(memes)
+    # Readable by others (a service may run as another user); nothing left behind.
+    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert all(f.stat().st_mode & 0o777 == 0o644 for f in folder.iterdir())
 
 
 def test_character_ngrams_learn_a_slogan(tiny_data_root):

@@ -35,12 +35,19 @@ class ModelConfig(BaseModel):
     seed: int = 0
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Move a finished temp file into place, readable by all: tempfile and safetensors create private
+    files, and model folders are meant to be shared (a service may run as another user)."""
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    os.replace(f.name, path)
+    publish(f.name, path)
 
 
 class MemeModel:
@@ -105,7 +112,7 @@ class MemeModel:
         if state:
             tmp = directory / (WEIGHTS_FILE + ".tmp")
             save_file(state, str(tmp))
-            os.replace(tmp, directory / WEIGHTS_FILE)
+            publish(tmp, directory / WEIGHTS_FILE)
         write_json_atomic(directory / CONFIG_FILE, {
             "format_version": FORMAT_VERSION,
             "memecat_version": __version__,
