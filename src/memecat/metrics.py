@@ -24,6 +24,8 @@ def mean_label_auc(gold: np.ndarray, proba: np.ndarray) -> float:
     present and absent among the scored memes."""
     gold = np.asarray(gold, dtype=int)
     present = [j for j in range(gold.shape[1]) if 0 < gold[:, j].sum() < len(gold)]
+    if not present:
+        return float("nan")
     return float(np.mean([roc_auc_score(gold[:, j], proba[:, j]) for j in present]))
 
 
