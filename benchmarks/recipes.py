@@ -5,7 +5,7 @@
     python benchmarks/recipes.py --model simre --name simre-default --max-folds 2
 
 Each fold fits the configured model on the other folds; thresholds come from the model's own held-out
-dev memes, never from the scored fold. Every run is scored with a global and with per-label thresholds
+dev memes, never from the scored fold. Every run is scored with global, per-label and joint thresholds
 (same models), so the threshold modes compare on identical predictions. The mean per-label ROC AUC on the
 scored folds says how well the scores rank memes, whatever the thresholds. Appends one JSON line per run to
 benchmarks/results/recipes.jsonl; every member's scores on its held-out dev memes and on the scored
