@@ -50,13 +50,13 @@ def test_joint_thresholds_keep_a_rare_label_off_when_it_costs_micro_f1():
     assert decided[:, 1].sum() < 20
 
 
-def test_explanations_name_the_ngrams_behind_a_label(tiny_data_root):
+def test_explanations_name_the_words_behind_a_label(tiny_data_root):
     task = get_task("semeval-t6")
     model = LinearProbe(task, LinearProbeConfig(folds=3)).fit(load_split(task, "train"))
     meme = next(m for m in load_split(task, "dev") if m.text.startswith("they lie"))
     [record] = model.predict([meme], explain=True)
     entry = record["explanation"][task.labels[8]]
     assert set(entry["views"]) == {"encoders", "char-ngrams"}
-    assert entry["tokens"] and all(g["token"] in f" {meme.text} " for g in entry["tokens"])
     # The technique's slogan, not the meme's running number, is what pushes the label.
-    assert all(g["token"].strip() in "they lie always" for g in entry["tokens"])
+    assert sorted(t["token"] for t in entry["tokens"][:3]) == ["always", "lie", "they"]
+    assert all(t["weight"] > 0 for t in entry["tokens"])

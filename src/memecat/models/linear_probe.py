@@ -140,28 +140,37 @@ class LinearProbe(MemeModel):
         return self._proba(self.scaled(self.raw_views(memes)), self.weights)
 
     def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
-        """Per label: each view's probability and, from the n-gram view, the character n-grams of the text
-        that pushed the label up most (TF-IDF value x coefficient), as "tokens" like label-attention's."""
+        """Per label: each view's probability and the words of the text that pushed the label up most, as
+        "tokens" like label-attention's. A word's push is the sum over its character n-grams of TF-IDF value
+        x coefficient; char_wb n-grams never cross words, and one found in several words is shared evenly."""
         views = self.scaled(self.raw_views(memes))
         per_view = {view: self._proba({view: x}, self.weights) for view, x in views.items()}
-        analyzer = self.hasher().build_analyzer()
-        # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
-        hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
         result = []
         for n, meme in enumerate(memes):
-            pushes: dict[str, list] = {}
-            if "char-ngrams" in views:
-                ngrams = sorted(set(analyzer(meme.text)))
-                columns = hasher.transform([[g] for g in ngrams]).indices if ngrams else np.array([], int)
-                values = views["char-ngrams"][n].toarray()[0, columns]
-                coef = self.weights["char-ngrams"][0][:, columns] * values  # [L, ngrams]
-                for j, label in enumerate(self.task.labels):
-                    order = [k for k in np.argsort(-coef[j]) if coef[j, k] > 0][:top_k]
-                    pushes[label] = [{"token": ngrams[k], "weight": round(float(coef[j, k]), 4)} for k in order]
+            tokens = self._word_pushes(meme.text, views["char-ngrams"][n], top_k) if "char-ngrams" in views else {}
             result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()},
-                                   **({"tokens": pushes[label]} if pushes else {})}
+                                   **({"tokens": tokens[label]} if tokens else {})}
                            for j, label in enumerate(self.task.labels)})
         return result
+
+    def _word_pushes(self, text: str, tfidf_row, top_k: int) -> dict[str, list[dict]]:
+        analyzer = self.hasher().build_analyzer()
+        words = list({w.lower(): w for w in reversed(text.split())}.values())[::-1]  # first spelling, in order
+        grams_of = [set(analyzer(w)) for w in words]
+        ngrams = sorted(set().union(*grams_of))
+        if not ngrams:
+            return {label: [] for label in self.task.labels}
+        # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
+        hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
+        columns = hasher.transform([[g] for g in ngrams]).indices
+        push = self.weights["char-ngrams"][0][:, columns] * tfidf_row.toarray()[0, columns]  # [L, n-grams]
+        share = np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)  # [W, n-grams]
+        word_push = push @ (share / share.sum(0).clip(min=1)).T  # [L, W]
+        out = {}
+        for j, label in enumerate(self.task.labels):
+            order = [k for k in np.argsort(-word_push[j], kind="stable") if word_push[j, k] > 0][:top_k]
+            out[label] = [{"token": words[k], "weight": round(float(word_push[j, k]), 4)} for k in order]
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}
