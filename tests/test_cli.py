@@ -107,7 +107,9 @@ def test_run_main_job_writes_model_and_predictions(tiny_data_root, tmp_path):
     result = invoke("run", "--out", out, "--config", config)
     assert result.exit_code == 0, result.output
     assert "dev (12 memes): micro_f1=" in result.output
+    assert "refit on train+dev (52 memes)" in result.output  # the shipped model learns from every label
     assert len(json.loads((out / "test_predictions.json").read_text())) == 6
+    assert len(json.loads((out / "dev_predictions.json").read_text())) == 12
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "linear-probe"
 
 
@@ -115,7 +117,8 @@ def test_run_trains_a_named_neural_model_with_lightning_logs(tiny_data_root, tmp
     config = tmp_path / "tiny.yaml"
     config.write_text("label_dim: 8\nhidden_dims: [8, 4]\nmax_epochs: 1\nensemble_size: 2\nensemble_dev_size: 8\n")
     out = tmp_path / "run"
-    result = invoke("run", "--model", "label-attention", "--out", out, "--config", config)
+    result = invoke("run", "--model", "label-attention", "--out", out, "--config", config, "--no-refit")
     assert result.exit_code == 0, result.output
+    assert "refit" not in result.output
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "label-attention"
     assert (out / "logs" / "member1" / "logs" / "version_0" / "metrics.csv").exists()  # Lightning's CSV log

@@ -195,9 +195,13 @@ BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/main"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="After scoring the validation split, refit on train+validation for the saved model and the "
+                   "test predictions.")
 @data_root_option
-def run(task_name, model_name, out, seed, config_path, data_root) -> None:
-    """The main job: train on the training split, score the validation split, predict the test split."""
+def run(task_name, model_name, out, seed, config_path, refit, data_root) -> None:
+    """The main job: train on the training split, score the validation split, then (with --refit) train again
+    on both and predict the test split."""
     from memecat.metrics import per_label_table, task_scores
     from memecat.predict_io import write_predictions
     from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
@@ -214,19 +218,23 @@ def run(task_name, model_name, out, seed, config_path, data_root) -> None:
     # Validation memes stay unseen (the model carves its own selection sets from train) so its score is honest.
     model.fit(train_memes, None)
     seconds = time.perf_counter() - started
-    model.save_pretrained(out / "model")
     gold = task.encode(val_memes)
-    val_records = model.predict(val_memes)
+    write_predictions(model.predict(val_memes), out / f"{val_split}_predictions.json")
     decided = model.decide(model.predict_proba(val_memes))
     scores = task_scores(task, gold, decided)
-    write_predictions(val_records, out / f"{val_split}_predictions.json")
-    write_predictions(model.predict(test_memes), out / "test_predictions.json")
     click.echo(f"\n{task.name} · {model_name} · trained on {len(train_memes)} memes in {seconds:.0f}s")
     click.echo(f"{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
     for row in per_label_table(gold, decided, task.labels):
         click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
                    f"{row['support']:5d}")
     _print_scores(f"\n{val_split} ({len(val_memes)} memes)", scores)
+    if refit:  # the scored model has done its job; the shipped one learns from every labelled meme
+        model = build_model(task_name, model_name, config_path, seed)
+        model.log_dir = out / "logs-refit"
+        model.fit(train_memes + val_memes, None)
+        click.echo(f"refit on train+{val_split} ({len(train_memes) + len(val_memes)} memes)")
+    model.save_pretrained(out / "model")
+    write_predictions(model.predict(test_memes), out / "test_predictions.json")
     click.echo(f"model: {out / 'model'}   test predictions ({len(test_memes)}): {out / 'test_predictions.json'}")
 
 
