@@ -155,7 +155,10 @@ class LinearProbe(MemeModel):
 
     def _word_pushes(self, text: str, tfidf_row, top_k: int) -> dict[str, list[dict]]:
         analyzer = self.hasher().build_analyzer()
-        words = list({w.lower(): w for w in reversed(text.split())}.values())[::-1]  # first spelling, in order
+        first_spelling: dict[str, str] = {}  # char_wb lowercases: "LIE" and "lie" are one word
+        for word in text.split():
+            first_spelling.setdefault(word.lower(), word)
+        words = list(first_spelling.values())
         grams_of = [set(analyzer(w)) for w in words]
         ngrams = sorted(set().union(*grams_of))
         if not ngrams:
