@@ -19,6 +19,7 @@ from tqdm import tqdm
 from memecat.data.meme import Meme
 from memecat.data.readers import read_dataset
 from memecat.errors import DataError, MemecatError
+from memecat.files import publish
 
 if TYPE_CHECKING:  # torch stays unimported until a model is actually needed
     from memecat.models.base import MemeModel
@@ -205,8 +206,7 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; predictions are meant to be shared
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

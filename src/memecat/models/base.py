@@ -7,7 +7,6 @@ names, the resolved config) and `model.safetensors`; an ensemble keeps its membe
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from memecat import __version__
 from memecat.data.meme import Meme
 from memecat.errors import MemecatError
+from memecat.files import publish
 from memecat.tasks import Task, get_task
 
 FORMAT_VERSION = 1
@@ -33,13 +33,6 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
-
-
-def publish(tmp: str | Path, path: Path) -> None:
-    """Move a finished temp file into place, readable by all: tempfile and safetensors create private
-    files, and model folders are meant to be shared (a service may run as another user)."""
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
