@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -122,3 +123,14 @@ def test_run_trains_a_named_neural_model_with_lightning_logs(tiny_data_root, tmp
     assert "refit" not in result.output
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "label-attention"
     assert (out / "logs" / "member1" / "logs" / "version_0" / "metrics.csv").exists()  # Lightning's CSV log
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "docs" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_are_valid_for_their_model(path):
+    # The README's commands use these files; the file name starts with the model it configures.
+    from memecat.config_io import load_config
+    from memecat.models.registry import model_class
+
+    name = next(n for n in ("linear-probe", "label-attention", "simre") if path.name.startswith(n))
+    load_config(model_class(name).config_class, path)

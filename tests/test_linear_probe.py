@@ -8,7 +8,7 @@ from memecat.tasks import get_task, load_split
 
 
 @pytest.mark.parametrize("task_name", ["semeval-t6", "harm-c-3"])
-def test_both_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
+def test_all_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
     task = get_task(task_name)
     model = LinearProbe(task, LinearProbeConfig(folds=3)).fit(load_split(task, "train"))
     memes = load_split(task, "test")
@@ -23,10 +23,11 @@ def test_both_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
     assert all(f.stat().st_mode & 0o777 == 0o644 for f in folder.iterdir())
 
 
-def test_character_ngrams_learn_a_slogan(tiny_data_root):
+@pytest.mark.parametrize("view", ["char-ngrams", "word-ngrams"])
+def test_ngram_views_learn_a_slogan(tiny_data_root, view):
     # In the tiny data "they lie always" memes carry one technique and "look at this" memes another.
     task = get_task("semeval-t6")
-    model = LinearProbe(task, LinearProbeConfig(views=("char-ngrams",), folds=3)).fit(load_split(task, "train"))
+    model = LinearProbe(task, LinearProbeConfig(views=(view,), folds=3)).fit(load_split(task, "train"))
     proba = model.predict_proba(load_split(task, "dev"))
     texts = [m.text for m in load_split(task, "dev")]
     lie = [i for i, t in enumerate(texts) if t.startswith("they lie")]
@@ -56,7 +57,7 @@ def test_explanations_name_the_words_behind_a_label(tiny_data_root):
     meme = next(m for m in load_split(task, "dev") if m.text.startswith("they lie"))
     [record] = model.predict([meme], explain=True)
     entry = record["explanation"][task.labels[8]]
-    assert set(entry["views"]) == {"encoders", "char-ngrams"}
+    assert set(entry["views"]) == {"encoders", "char-ngrams", "word-ngrams"}
     # The technique's slogan, not the meme's running number, is what pushes the label.
     assert sorted(t["token"] for t in entry["tokens"][:3]) == ["always", "lie", "they"]
     assert all(t["weight"] > 0 for t in entry["tokens"])

@@ -1,8 +1,10 @@
-"""Logistic regression on two views of a meme, their probabilities averaged.
+"""Logistic regression on three views of a meme, their probabilities averaged.
 
 - encoders: frozen pooled text and image features (MiniLM + EfficientNet-Lite0 by default), standardised;
-- char-ngrams: TF-IDF of the text's character 2-5-grams (hashed, so the model folder holds no vocabulary),
-  which sees spelling, capitals and slogans that a sentence encoder smooths away.
+- char-ngrams: TF-IDF of the text's character 2-5-grams, which sees spelling, capitals and slogans that a
+  sentence encoder smooths away;
+- word-ngrams: TF-IDF of its words and word pairs, which a word-level regression weighs differently.
+The n-gram views are hashed, so the model folder holds no vocabulary.
 
 Multi-label tasks get one binary classifier per label and view, and thresholds chosen on 5-fold
 out-of-fold predictions over everything `fit` is given (train+dev, never test).
@@ -25,16 +27,17 @@ from memecat.models.base import MemeModel, ModelConfig
 from memecat.models.inputs import encode_inputs
 from memecat.models.thresholds import choose_thresholds
 
-VIEWS = ("encoders", "char-ngrams")
+VIEWS = ("encoders", "char-ngrams", "word-ngrams")
+NGRAM_VIEWS = {"char-ngrams": ("char_wb", (2, 5)), "word-ngrams": ("word", (1, 2))}  # analyzer, n-gram range
 
 
 class LinearProbeConfig(ModelConfig):
     # Defaults chosen by 5-fold CV over SemEval train+dev (README "Results").
     text_encoder: str = "minilm-l6"
     image_encoder: str = "efficientnet-lite0"
-    views: tuple[Literal["encoders", "char-ngrams"], ...] = VIEWS
+    views: tuple[Literal["encoders", "char-ngrams", "word-ngrams"], ...] = VIEWS
     C: float = 0.003  # inverse regularisation of the encoder view
-    ngram_C: float = 1.0  # ... and of the character n-gram view
+    ngram_C: float = 1.0  # ... and of the n-gram views
     ngram_features: int = 2**17  # hashed n-gram columns
     class_weight: Literal["balanced"] | None = "balanced"  # rare techniques weigh as much as frequent ones
     threshold_mode: Literal["global", "per-label", "joint"] = "joint"
@@ -47,8 +50,9 @@ class LinearProbe(MemeModel):
     trains_on_validation = True  # train+dev together; its honest figures come from `memecat cv`
 
     # --- features ----------------------------------------------------------------------------
-    def hasher(self) -> HashingVectorizer:
-        return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=self.config.ngram_features,
+    def hasher(self, view: str) -> HashingVectorizer:
+        analyzer, ngram_range = NGRAM_VIEWS[view]
+        return HashingVectorizer(analyzer=analyzer, ngram_range=ngram_range, n_features=self.config.ngram_features,
                                  alternate_sign=False, norm=None)
 
     def raw_views(self, memes: list[Meme]) -> dict:
@@ -57,28 +61,26 @@ class LinearProbe(MemeModel):
         if "encoders" in self.config.views:
             t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False)
             out["encoders"] = torch.cat([t["text_pooled"], t["image_pooled"]], dim=1).numpy()
-        if "char-ngrams" in self.config.views:
-            out["char-ngrams"] = self.hasher().transform([m.text for m in memes])
+        for view in NGRAM_VIEWS:
+            if view in self.config.views:
+                out[view] = self.hasher(view).transform([m.text for m in memes])
         return out
 
     def fit_scaling(self, raw: dict) -> None:
         if "encoders" in raw:
             self.mean, self.std = raw["encoders"].mean(0), raw["encoders"].std(0) + 1e-6
-        if "char-ngrams" in raw:
-            self.idf = TfidfTransformer(sublinear_tf=True).fit(raw["char-ngrams"]).idf_.astype(np.float32)
+        self.idf = {view: TfidfTransformer(sublinear_tf=True).fit(raw[view]).idf_.astype(np.float32)
+                    for view in NGRAM_VIEWS if view in raw}
 
     def scaled(self, raw: dict) -> dict:
         out = {}
         if "encoders" in raw:
             out["encoders"] = (raw["encoders"] - self.mean) / self.std
-        if "char-ngrams" in raw:
-            out["char-ngrams"] = self.tfidf(raw["char-ngrams"])
+        for view in self.idf:
+            transformer = TfidfTransformer(sublinear_tf=True)
+            transformer.idf_ = self.idf[view].astype(np.float64)
+            out[view] = transformer.transform(raw[view])
         return out
-
-    def tfidf(self, counts):
-        transformer = TfidfTransformer(sublinear_tf=True)
-        transformer.idf_ = self.idf.astype(np.float64)
-        return transformer.transform(counts)
 
     # --- per view: logistic regression -------------------------------------------------------
     def _fit_weights(self, x, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +106,7 @@ class LinearProbe(MemeModel):
         return coef, bias
 
     def _view_C(self, view: str) -> float:
-        return self.config.ngram_C if view == "char-ngrams" else self.config.C
+        return self.config.ngram_C if view in NGRAM_VIEWS else self.config.C
 
     def _fit_views(self, views: dict, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {view: self._fit_weights(x, y, self._view_C(view)) for view, x in views.items()}
@@ -141,39 +143,52 @@ class LinearProbe(MemeModel):
 
     def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
         """Per label: each view's probability and the words of the text that pushed the label up most, as
-        "tokens" like label-attention's. A word's push is the sum over its character n-grams of TF-IDF value
-        x coefficient; char_wb n-grams never cross words, and one found in several words is shared evenly."""
+        "tokens" like label-attention's. A word's push is the sum, over the n-gram views, of TF-IDF value x
+        coefficient of the n-grams it is part of; an n-gram found in several words is shared evenly."""
         views = self.scaled(self.raw_views(memes))
         per_view = {view: self._proba({view: x}, self.weights) for view, x in views.items()}
+        ngram_views = [view for view in NGRAM_VIEWS if view in views]
         result = []
         for n, meme in enumerate(memes):
-            tokens = self._word_pushes(meme.text, views["char-ngrams"][n], top_k) if "char-ngrams" in views else {}
+            tokens = self._word_pushes(meme.text, {v: views[v][n] for v in ngram_views}, top_k) if ngram_views else {}
             result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()},
                                    **({"tokens": tokens[label]} if tokens else {})}
                            for j, label in enumerate(self.task.labels)})
         return result
 
-    def _word_pushes(self, text: str, tfidf_row, top_k: int) -> dict[str, list[dict]]:
-        analyzer = self.hasher().build_analyzer()
-        first_spelling: dict[str, str] = {}  # char_wb lowercases: "LIE" and "lie" are one word
+    def _word_pushes(self, text: str, tfidf_rows: dict, top_k: int) -> dict[str, list[dict]]:
+        first_spelling: dict[str, str] = {}  # both analyzers lowercase: "LIE" and "lie" are one word
         for word in text.split():
             first_spelling.setdefault(word.lower(), word)
         words = list(first_spelling.values())
-        grams_of = [set(analyzer(w)) for w in words]
-        ngrams = sorted(set().union(*grams_of))
-        if not ngrams:
-            return {label: [] for label in self.task.labels}
+        word_push = np.zeros((self.task.num_labels, len(words)), dtype=np.float32)
         # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
         hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
-        columns = hasher.transform([[g] for g in ngrams]).indices
-        push = self.weights["char-ngrams"][0][:, columns] * tfidf_row.toarray()[0, columns]  # [L, n-grams]
-        share = np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)  # [W, n-grams]
-        word_push = push @ (share / share.sum(0).clip(min=1)).T  # [L, W]
+        for view, row in tfidf_rows.items():
+            ngrams, share = self._ngrams_of_words(view, text, words)  # share: [W, n-grams], 1 where a word is in it
+            if not ngrams:
+                continue
+            columns = hasher.transform([[g] for g in ngrams]).indices
+            push = self.weights[view][0][:, columns] * row.toarray()[0, columns]  # [L, n-grams]
+            word_push += push @ (share / share.sum(0).clip(min=1)).T
         out = {}
         for j, label in enumerate(self.task.labels):
             order = [k for k in np.argsort(-word_push[j], kind="stable") if word_push[j, k] > 0][:top_k]
             out[label] = [{"token": words[k], "weight": round(float(word_push[j, k]), 4)} for k in order]
         return out
+
+    def _ngrams_of_words(self, view: str, text: str, words: list[str]) -> tuple[list[str], np.ndarray]:
+        """The view's n-grams of `text` and which of `words` each contains. char_wb n-grams never cross
+        words; a word pair belongs to both its words."""
+        analyzer = self.hasher(view).build_analyzer()
+        if view == "char-ngrams":
+            grams_of = [set(analyzer(w)) for w in words]
+            ngrams = sorted(set().union(*grams_of))
+            return ngrams, np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)
+        ngrams = sorted(set(analyzer(text)))
+        tokens_of = [set(analyzer(w)) for w in words]  # "lie!" -> {"lie"}
+        return ngrams, np.array([[any(t in tokens for t in g.split()) for g in ngrams] for tokens in tokens_of],
+                                dtype=np.float32)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}
@@ -181,8 +196,8 @@ class LinearProbe(MemeModel):
             state[f"{view}.coef"], state[f"{view}.bias"] = coef, bias
         if "encoders" in self.weights:
             state["encoders.mean"], state["encoders.std"] = self.mean, self.std
-        if "char-ngrams" in self.weights:
-            state["char-ngrams.idf"] = self.idf
+        for view, idf in self.idf.items():
+            state[f"{view}.idf"] = idf
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -190,5 +205,4 @@ class LinearProbe(MemeModel):
         self.weights = {view: (arrays[f"{view}.coef"], arrays[f"{view}.bias"]) for view in self.config.views}
         if "encoders" in self.config.views:
             self.mean, self.std = arrays["encoders.mean"], arrays["encoders.std"]
-        if "char-ngrams" in self.config.views:
-            self.idf = arrays["char-ngrams.idf"]
+        self.idf = {view: arrays[f"{view}.idf"] for view in NGRAM_VIEWS if view in self.config.views}
