@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,27 @@ def test_crash_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.M
         write_predictions(RECORDS, path)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["pred.json"]
+
+
+def test_a_pipe_or_device_is_written_in_place_not_replaced(tmp_path: Path) -> None:
+    # `--out /dev/null` once renamed a plain file over the device (as root). A FIFO stands in for it here.
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_predictions(RECORDS, fifo)
+    reader.join(timeout=10)
+    assert json.loads(received[0]) == RECORDS
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.json"]
+
+
+def test_a_symlink_keeps_pointing_at_the_new_predictions(tmp_path: Path) -> None:
+    target = tmp_path / "runs" / "pred.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    write_predictions(RECORDS, link)
+    assert link.is_symlink() and json.loads(target.read_text()) == RECORDS

@@ -192,7 +192,9 @@ def _render(records: list[dict], fmt: str) -> str:
 def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None = None) -> None:
     """Write records as json (the organisers' submission list), jsonl or csv; `-` is stdout.
 
-    The file is written to a temporary sibling and renamed, so a crash never leaves half a file.
+    A regular file is written to a temporary sibling and renamed, so a crash never leaves half a file; a
+    symlink's target is what gets replaced. Anything else that exists (/dev/null, a pipe) is written in
+    place: renaming onto it would put a plain file where the device was.
     CSV keeps id, labels (`;`-joined), error and one column per score; explanations need JSON.
     """
     text = _render(list(records), _format_of(path, fmt))
@@ -200,7 +202,11 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    path = Path(path)
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
