@@ -134,3 +134,9 @@ def test_shipped_configs_are_valid_for_their_model(path):
 
     name = next(n for n in ("linear-probe", "label-attention", "simre") if path.name.startswith(n))
     load_config(model_class(name).config_class, path)
+
+
+def test_a_bad_output_path_fails_before_any_work(tmp_path):
+    # Checked before the model is even loaded: this model folder does not exist.
+    result = invoke("predict", "--model", tmp_path / "no-model", "--split", "dev", "--out", tmp_path / "pred.xlsx")
+    assert result.exit_code == 2 and "cannot tell the output format" in result.output

@@ -191,3 +191,10 @@ def test_a_symlink_keeps_pointing_at_the_new_predictions(tmp_path: Path) -> None
     link.symlink_to(target)
     write_predictions(RECORDS, link)
     assert link.is_symlink() and json.loads(target.read_text()) == RECORDS
+
+
+def test_a_folder_is_refused_as_the_output(tmp_path: Path) -> None:
+    folder = tmp_path / "pred.json"
+    folder.mkdir()
+    with pytest.raises(MemecatError, match="pred.json: is a folder"):
+        write_predictions(RECORDS, folder)

@@ -97,9 +97,10 @@ def train(task_name, model_name, out, seed, config_path, data_root) -> None:
 def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_size, data_root) -> None:
     """Predict the categories of memes with a trained model folder."""
     from memecat.models.base import load_model
-    from memecat.predict_io import collect_inputs, predict_safely, write_predictions
+    from memecat.predict_io import collect_inputs, output_format, predict_safely, write_predictions
     from memecat.tasks import load_split
 
+    output_format(out, fmt)
     chosen = [x is not None for x in (input_path, split, image)]
     if sum(chosen) != 1:
         raise MemecatError("give exactly one of --input, --split, or --image with --text")

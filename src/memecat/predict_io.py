@@ -154,7 +154,11 @@ def predict_safely(model: MemeModel, memes: list[Meme], batch_size: int = 64, ex
 
 
 # --- outputs --------------------------------------------------------------------------------------
-def _format_of(path: str | Path, fmt: str | None) -> str:
+def output_format(path: str | Path, fmt: str | None) -> str:
+    """The format predictions will be written in; a clear error for a path that cannot take them.
+    Called before predicting too, so a bad --out costs no work."""
+    if str(path) != "-" and Path(path).is_dir():
+        raise MemecatError(f"{path}: is a folder; give a file name for the predictions")
     if fmt is None:
         if str(path) == "-":
             return "json"
@@ -197,7 +201,7 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
     place: renaming onto it would put a plain file where the device was.
     CSV keeps id, labels (`;`-joined), error and one column per score; explanations need JSON.
     """
-    text = _render(list(records), _format_of(path, fmt))
+    text = _render(list(records), output_format(path, fmt))
     if str(path) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
