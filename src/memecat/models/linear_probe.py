@@ -147,16 +147,17 @@ class LinearProbe(MemeModel):
         coefficient of the n-grams it is part of; an n-gram found in several words is shared evenly."""
         views = self.scaled(self.raw_views(memes))
         per_view = {view: self._proba({view: x}, self.weights) for view, x in views.items()}
-        ngram_views = [view for view in NGRAM_VIEWS if view in views]
+        analyzers = {view: self.hasher(view).build_analyzer() for view in NGRAM_VIEWS if view in views}
         result = []
         for n, meme in enumerate(memes):
-            tokens = self._word_pushes(meme.text, {v: views[v][n] for v in ngram_views}, top_k) if ngram_views else {}
+            rows = {view: views[view][n] for view in analyzers}
+            tokens = self._word_pushes(meme.text, rows, analyzers, top_k) if analyzers else {}
             result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()},
                                    **({"tokens": tokens[label]} if tokens else {})}
                            for j, label in enumerate(self.task.labels)})
         return result
 
-    def _word_pushes(self, text: str, tfidf_rows: dict, top_k: int) -> dict[str, list[dict]]:
+    def _word_pushes(self, text: str, tfidf_rows: dict, analyzers: dict, top_k: int) -> dict[str, list[dict]]:
         first_spelling: dict[str, str] = {}  # both analyzers lowercase: "LIE" and "lie" are one word
         for word in text.split():
             first_spelling.setdefault(word.lower(), word)
@@ -165,7 +166,7 @@ class LinearProbe(MemeModel):
         # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
         hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
         for view, row in tfidf_rows.items():
-            ngrams, share = self._ngrams_of_words(view, text, words)  # share: [W, n-grams], 1 where a word is in it
+            ngrams, share = ngrams_of_words(view, analyzers[view], text, words)  # share [W, n-grams]: word in n-gram
             if not ngrams:
                 continue
             columns = hasher.transform([[g] for g in ngrams]).indices
@@ -176,19 +177,6 @@ class LinearProbe(MemeModel):
             order = [k for k in np.argsort(-word_push[j], kind="stable") if word_push[j, k] > 0][:top_k]
             out[label] = [{"token": words[k], "weight": round(float(word_push[j, k]), 4)} for k in order]
         return out
-
-    def _ngrams_of_words(self, view: str, text: str, words: list[str]) -> tuple[list[str], np.ndarray]:
-        """The view's n-grams of `text` and which of `words` each contains. char_wb n-grams never cross
-        words; a word pair belongs to both its words."""
-        analyzer = self.hasher(view).build_analyzer()
-        if view == "char-ngrams":
-            grams_of = [set(analyzer(w)) for w in words]
-            ngrams = sorted(set().union(*grams_of))
-            return ngrams, np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)
-        ngrams = sorted(set(analyzer(text)))
-        tokens_of = [set(analyzer(w)) for w in words]  # "lie!" -> {"lie"}
-        return ngrams, np.array([[any(t in tokens for t in g.split()) for g in ngrams] for tokens in tokens_of],
-                                dtype=np.float32)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}
@@ -206,3 +194,16 @@ class LinearProbe(MemeModel):
         if "encoders" in self.config.views:
             self.mean, self.std = arrays["encoders.mean"], arrays["encoders.std"]
         self.idf = {view: arrays[f"{view}.idf"] for view in NGRAM_VIEWS if view in self.config.views}
+
+
+def ngrams_of_words(view: str, analyzer, text: str, words: list[str]) -> tuple[list[str], np.ndarray]:
+    """The view's n-grams of `text` and which of `words` each contains. char_wb n-grams never cross words;
+    a word pair belongs to both its words."""
+    if view == "char-ngrams":
+        grams_of = [set(analyzer(w)) for w in words]
+        ngrams = sorted(set().union(*grams_of))
+        return ngrams, np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)
+    ngrams = sorted(set(analyzer(text)))
+    tokens_of = [set(analyzer(w)) for w in words]  # "lie!" -> {"lie"}
+    return ngrams, np.array([[any(t in tokens for t in g.split()) for g in ngrams] for tokens in tokens_of],
+                            dtype=np.float32)
