@@ -72,7 +72,7 @@ def score_modes(model: LabelAttentionEnsemble, memes: list) -> dict[str, float]:
 
 def write_tables(results: dict, out: Path, other: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"other_threshold_mode": other, **results}, indent=2))
+    out.with_suffix(".json").write_text(json.dumps({"other_threshold_mode": other, "variants": results}, indent=2))
     header = ("| variant | dev micro-F1 | dev macro-F1 | CV micro-F1 | CV macro-F1 "
               f"| CV micro / macro, {other} thresholds | paper (val) micro / macro |")
     lines = [header, "|---|---|---|---|---|---|---|"]
