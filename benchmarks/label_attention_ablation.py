@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/la_ablation"))
     args = parser.parse_args()
     overrides = json.loads(args.config)
+    other = other_mode(LabelAttentionConfig(**overrides))  # the threshold mode scored beside the configured one
     task = get_task("semeval-t6")
     train, dev = load_split(task, "train"), load_split(task, "dev")
     results = {}
@@ -44,29 +45,29 @@ def main() -> None:
             build = lambda s, v=variant: LabelAttentionEnsemble(
                 task, LabelAttentionConfig(**{**overrides, "attention": v, "ensemble_size": 1, "seed": s}))
             started = time.perf_counter()
-            dev_runs.append(score_modes(build(seed).fit(train, None), dev))
+            dev_runs.append(score_modes(build(seed).fit(train, None), dev, other))
             pool = train + dev
-            folds = [score_modes(build(seed * 100 + k).fit([pool[i] for i in tr], None), [pool[i] for i in te])
+            folds = [score_modes(build(seed * 100 + k).fit([pool[i] for i in tr], None), [pool[i] for i in te], other)
                      for k, (tr, te) in enumerate(fold_splits(task, pool, args.folds, seed))]
             cv_runs.append(summarise(folds)["mean"])
             print(f"{variant} seed {seed}: dev {dev_runs[-1]}  cv {cv_runs[-1]}  "
                   f"({time.perf_counter() - started:.0f}s)", flush=True)
         results[variant] = {"dev": summarise(dev_runs), "cv": summarise(cv_runs)}
         # after every variant, so a long run leaves partial tables
-        write_tables(results, args.out, other_mode(LabelAttentionConfig(**overrides)))
+        write_tables(results, args.out, other)
 
 
 def other_mode(config: LabelAttentionConfig) -> str:
     return "per-label" if config.threshold_mode == "global" else "global"
 
 
-def score_modes(model: LabelAttentionEnsemble, memes: list) -> dict[str, float]:
-    """Scores with the configured thresholds, and with the other mode's chosen on the same held-out memes."""
+def score_modes(model: LabelAttentionEnsemble, memes: list, other: str) -> dict[str, float]:
+    """Scores with the configured thresholds, and with mode `other`'s chosen on the same held-out memes."""
     task = model.task
     gold, proba = task.encode(memes), model.predict_proba(memes)
     scores = task_scores(task, gold, model.decide(proba))
-    other = choose_thresholds(*model.held_out, other_mode(model.config))
-    scores.update({f"{k}_other": v for k, v in task_scores(task, gold, (proba >= other).astype(int)).items()})
+    thresholds = choose_thresholds(*model.held_out, other)
+    scores.update({f"{k}_other": v for k, v in task_scores(task, gold, (proba >= thresholds).astype(int)).items()})
     return scores
 
 
