@@ -184,8 +184,8 @@ def cv(task_name, model_name, folds, seeds, config_path, as_json, data_root) -> 
 
 # The model `memecat run` trains per task: the best by 5-fold CV over train+dev on the task's primary
 # metric (SemEval: micro-F1, the organisers' ranking; harm: macro-F1). Figures in README "Results":
-# the three-view linear probe leads on every task (SemEval 0.565/0.262 micro/macro against the label-attention
-# ensemble's 0.518/0.185; harm-c-2 macro-F1 0.758 against 0.715; harm-c-3 0.543 against 0.493).
+# the three-view linear probe leads on every task (SemEval 0.566/0.271 micro/macro against the label-attention
+# ensemble's 0.519/0.178; harm-c-2 macro-F1 0.758 against 0.715; harm-c-3 0.544 against 0.493).
 BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-3": "linear-probe",
               "harm-c-target": "linear-probe"}
 
