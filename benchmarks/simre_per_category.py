@@ -1,8 +1,8 @@
 """SimRe as the authors' APCL code trains it: one model per category, against the one-model default.
 
     python benchmarks/simre_per_category.py --fold 0      # one fold of seed 0's 5-fold CV (22 fits)
-    python benchmarks/simre_per_category.py --fold 1
-    python benchmarks/simre_per_category.py --report --folds-done 0,1
+    python benchmarks/simre_per_category.py --fold 1      # ... and so on to --fold 4 (folds can run at once)
+    python benchmarks/simre_per_category.py --report --folds-done 0,1,2,3,4
 
 Each category's model is SimRe on a one-label view of SemEval (the category's be/not prompts only, every
 meme a row), with the default recipe and the same seed, so every model holds out the same 96 memes as the
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fold", type=int, help="run this fold (0-4)")
     parser.add_argument("--report", action="store_true", help="score the folds already run")
-    parser.add_argument("--folds-done", default="0,1")
+    parser.add_argument("--folds-done", default="0,1,2,3,4")
     args = parser.parse_args()
     task = get_task("semeval-t6")
     pool = load_split(task, "train") + load_split(task, "dev")
