@@ -67,14 +67,22 @@ def main() -> None:
         print(f"{args.name} fold {k}: " + ", ".join(
             f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items())
             + f", AUC {aucs[-1]:.4f}", flush=True)
-    summary = {mode: {f"{stat}_{metric}": float(fn([run[metric] for run in runs]))
-                      for metric in ("micro_f1", "macro_f1") for stat, fn in (("mean", np.mean), ("std", np.std))}
-               for mode, runs in scores.items()}
     record = {"model": args.model, "name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
-              "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summary,
+              "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summarise(scores),
               "mean_auc": float(np.mean(aucs))}
     PREDICTIONS.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(PREDICTIONS / f"{args.name}_seed{args.seed}.npz", y=y, **saved)
+    append_record(record)
+
+
+def summarise(scores: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Per threshold mode: mean and std over folds of micro- and macro-F1."""
+    return {mode: {f"{stat}_{metric}": float(fn([run[metric] for run in runs]))
+                   for metric in ("micro_f1", "macro_f1") for stat, fn in (("mean", np.mean), ("std", np.std))}
+            for mode, runs in scores.items()}
+
+
+def append_record(record: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as handle:
         handle.write(json.dumps(record) + "\n")

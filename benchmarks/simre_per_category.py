@@ -18,9 +18,9 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
+from recipes import PREDICTIONS, append_record, summarise  # this folder is on the path when run as a script
 
 from memecat.evaluation import fold_splits
 from memecat.metrics import mean_label_auc, task_scores
@@ -28,8 +28,6 @@ from memecat.models.simre import SimReConfig, SimReModel
 from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import get_task, load_split
 
-RESULTS = Path(__file__).resolve().parent / "results" / "recipes.jsonl"
-PREDICTIONS = Path(__file__).resolve().parents[1] / "runs" / "recipes"
 MODES = ("global", "per-label", "joint")
 
 
@@ -73,15 +71,9 @@ def report(args, task, pool, folds: list[int]) -> None:
         seconds += float(saved["seconds"].sum())
         print(f"fold {k}: " + ", ".join(f"{m} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for m, s in scores.items())
               + f", AUC {aucs[-1]:.4f}")
-    summary = {mode: {f"{stat}_{metric}": float(fn([run[metric] for run in runs]))
-                      for metric in ("micro_f1", "macro_f1") for stat, fn in (("mean", np.mean), ("std", np.std))}
-               for mode, runs in scores.items()}
-    record = {"model": "simre", "name": args.name, "config": {**json.loads(args.config), "per_category": True},
-              "seed": args.seed, "folds": len(folds), "of_folds": 5, "seconds": round(seconds), **summary,
-              "mean_auc": float(np.mean(aucs))}
-    with RESULTS.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    append_record({"model": "simre", "name": args.name, "config": {**json.loads(args.config), "per_category": True},
+                   "seed": args.seed, "folds": len(folds), "of_folds": 5, "seconds": round(seconds),
+                   **summarise(scores), "mean_auc": float(np.mean(aucs))})
 
 
 def main() -> None:
