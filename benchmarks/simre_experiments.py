@@ -36,7 +36,7 @@ from scipy.stats import ttest_rel
 from memecat.evaluation import fold_splits
 from memecat.metrics import task_scores
 from memecat.models.registry import model_class
-from memecat.models.simre import SimReConfig, SimReModel, prompt_polarity, task_temperature
+from memecat.models.simre import SimReConfig, SimReModel, prompt_columns, prompt_polarity, task_temperature
 from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import VALIDATION_SPLIT, Task, get_task, load_split
 
@@ -132,7 +132,7 @@ def batch_similarities(model: SimReModel, memes, rows: int) -> tuple[torch.Tenso
     """s+ = T+.I+ and s- = T-.I- [R, R] over `rows` random (meme, category) rows of held-out memes."""
     net = model.members[0].eval()
     tensors = model.inputs(memes, progress=False)
-    labels = torch.from_numpy(model.task.encode(memes))
+    labels = torch.from_numpy(model.task.encode(memes)[:, prompt_columns(model.task)])
     n, c = labels.shape
     categories = torch.arange(c).expand(n, -1)
     consistent, inconsistent = prompt_polarity(labels)

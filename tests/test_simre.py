@@ -18,6 +18,7 @@ from memecat.models.simre import (
     prompt_polarity,
     prompt_texts,
     recreate,
+    to_task_scores,
     training_categories,
 )
 from memecat.models.simre_loss import SimReLoss
@@ -67,6 +68,24 @@ def test_prompts_consistent_with_labels():
     assert set(categories[0, :2].tolist()) == {2, 4}  # true categories always among the rows
 
 
+def test_two_class_task_prompts_its_positive_class_only():
+    task = get_task("harm-c-2")
+    assert prompt_texts(task) == ["This meme is harmful.", "This meme is not harmful."]
+    # "harmful" wins exactly when its be-prompt wins (score above 0.5); "not harmful" takes the rest.
+    scores = to_task_scores(torch.tensor([[0.7], [0.2]]), task)
+    np.testing.assert_allclose(scores.numpy(), [[0.3, 0.7], [0.8, 0.2]], atol=1e-6)
+    assert len(prompt_texts(get_task("harm-c-3"))) == 6  # one be/not pair per level
+
+
+def test_prompted_labels_must_leave_at_most_one_label_of_a_single_label_task():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="prompted_labels"):
+        dataclasses.replace(get_task("harm-c-3"), prompted_labels=("very harmful",))
+    with pytest.raises(ValueError, match="prompted_labels"):
+        dataclasses.replace(get_task("semeval-t6"), prompted_labels=(get_task("semeval-t6").labels[0],))
+
+
 def test_transformer_shapes_and_unit_norm():
     config = SimReConfig(width=16, heads=2, ff_dim=32, layers=2)
     prompts = torch.randn(3, 2, 4, 8)
@@ -82,7 +101,8 @@ def test_transformer_shapes_and_unit_norm():
     assert s_be.shape == s_not.shape == (5, 3)
 
 
-@pytest.mark.parametrize(("task_name", "mix"), [("semeval-t6", "grid"), ("semeval-t6", "pixel"), ("harm-c-3", "grid")])
+@pytest.mark.parametrize(("task_name", "mix"), [("semeval-t6", "grid"), ("semeval-t6", "pixel"), ("harm-c-2", "pixel"),
+                                                     ("harm-c-3", "grid")])
 def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix):
     from memecat.models.base import load_model
     from memecat.tasks import VALIDATION_SPLIT, load_split
@@ -99,6 +119,6 @@ def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, m
     assert [r["labels"] for r in before] == [r["labels"] for r in after]
     assert task.multi_label or all(len(r["labels"]) == 1 for r in after)
     np.testing.assert_allclose(model.predict_proba(test), loaded.predict_proba(test), atol=1e-6)
-    entry = after[0]["explanation"][task.labels[0]]
+    entry = after[0]["explanation"][task.labels[-1]]
     assert set(entry) == {"be", "not", "margin"}
     assert entry["margin"] == pytest.approx(entry["be"] - entry["not"], abs=2e-4)

@@ -41,6 +41,15 @@ class Task:
     harmful_only: bool = False  # harm-c-target: only harmful memes carry a target
     be_prompt: str = "This meme is {label}."
     not_prompt: str = "This meme is not {label}."
+    # SimRe: the labels that get a be/not prompt pair (empty: every label). A 2-class task prompts its
+    # positive class only ("This meme is harmful." / "... not harmful."), never "not not harmful".
+    prompted_labels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unprompted = [label for label in self.labels if self.prompted_labels and label not in self.prompted_labels]
+        if not set(self.prompted_labels) <= set(self.labels) or (unprompted and (self.multi_label or len(unprompted) > 1)):
+            raise ValueError(f"task {self.name}: prompted_labels must be its labels, or all but one of a "
+                             f"single-label task's, got {self.prompted_labels}")
 
     @property
     def num_labels(self) -> int:
@@ -118,6 +127,7 @@ def _build_tasks() -> dict[str, Task]:
             label_map={**_LEVEL_TO_BINARY, **drop_targets},
             be_prompt="This meme is {label}.",
             not_prompt="This meme is not {label}.",
+            prompted_labels=("harmful",),
         ),
         "harm-c-3": Task(
             name="harm-c-3",

@@ -92,9 +92,30 @@ def task_temperature(task: Task, config: SimReConfig) -> float:
 
 
 # --- prompts --------------------------------------------------------------------------------------
+def prompt_labels(task: Task) -> tuple[str, ...]:
+    """The categories that get a be/not prompt pair: every label, or a 2-class task's positive one."""
+    return task.prompted_labels or task.labels
+
+
+def prompt_columns(task: Task) -> list[int]:
+    """Column of each prompted category in the task's label order."""
+    return [task.labels.index(label) for label in prompt_labels(task)]
+
+
 def prompt_texts(task: Task) -> list[str]:
-    """[C * 2] texts: be-prompt then not-prompt of each category, in label order."""
-    return [p.format(label=label) for label in task.labels for p in (task.be_prompt, task.not_prompt)]
+    """[C * 2] texts: be-prompt then not-prompt of each prompted category, in label order."""
+    return [p.format(label=label) for label in prompt_labels(task) for p in (task.be_prompt, task.not_prompt)]
+
+
+def to_task_scores(scores: torch.Tensor, task: Task) -> torch.Tensor:
+    """Prompted categories' scores [N, C] -> [N, num_labels]; an unprompted label (a single-label task's
+    only one) scores 1 - the best prompted score, so "harmful" wins exactly when its be-prompt wins."""
+    columns = prompt_columns(task)
+    if len(columns) == task.num_labels:
+        return scores
+    out = (1 - scores.max(dim=1, keepdim=True).values).expand(-1, task.num_labels).clone()
+    out[:, columns] = scores
+    return out
 
 
 def prompt_polarity(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,7 +284,7 @@ class SimReModule(ValidationScored):
     def __init__(self, net: SimReNet, config: SimReConfig, task: Task, pool: dict[str, torch.Tensor] | None):
         super().__init__()
         self.net, self.config, self.task = net, config, task
-        self.pool = pool  # pixel mode: precomputed recreated memes
+        self.pool = pool  # pixel mode: precomputed recreated memes (labels over the prompted categories)
         self.loss_fn = SimReLoss(task_temperature(task, config))
 
     def with_recreated(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -292,7 +313,8 @@ class SimReModule(ValidationScored):
 
     def validation_step(self, batch, batch_idx):
         s_be, s_not = self.net.similarities(batch)
-        self.collect(margin_scores(s_be, s_not, self.loss_fn.temperature), batch["labels"])
+        self.collect(to_task_scores(margin_scores(s_be, s_not, self.loss_fn.temperature), self.task),
+                     batch["labels"])
 
     def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
         return selection_score(self.task, self.config.rule, labels, proba)
@@ -321,7 +343,7 @@ class SimReModel(EnsembleModel):
         inputs = encoder.tokenize(prompt_texts(self.task))
         with torch.inference_mode():
             features = encoder(**inputs)
-        c = self.task.num_labels
+        c = len(prompt_labels(self.task))
         # Stored at the cache's float16 precision, like every other frozen feature.
         tokens = features.tokens.to(torch.float16).float() * features.mask.unsqueeze(-1)
         return tokens.reshape(c, 2, *tokens.shape[1:]).clone(), features.mask.bool().reshape(c, 2, -1).clone()
@@ -350,6 +372,9 @@ class SimReModel(EnsembleModel):
 
     # --- the verbs -------------------------------------------------------------------------
     def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
+        # Training rows carry labels over the prompted categories, so a recreated meme's OR stays meaningful
+        # (harmful if either meme is); dev keeps the task's labels, which validation scores against.
+        train = {**train, "labels": train["labels"][:, prompt_columns(self.task)]}
         pool = None
         if self.config.simulation and self.config.mix == "pixel":
             pool = self.pixel_pool(memes, train, seed)
@@ -370,9 +395,13 @@ class SimReModel(EnsembleModel):
         pairs = [net.similarities(batch) for batch in self.loader(tensors, False, batch_size=32)]
         return torch.cat([p[0] for p in pairs]).numpy(), torch.cat([p[1] for p in pairs]).numpy()
 
+    def scores_from_similarities(self, s_be: np.ndarray, s_not: np.ndarray) -> np.ndarray:
+        """Similarities under the prompts -> [N, num_labels] scores."""
+        margins = margin_scores(torch.from_numpy(s_be), torch.from_numpy(s_not), self.temperature)
+        return to_task_scores(margins, self.task).numpy()
+
     def _member_proba(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> np.ndarray:
-        s_be, s_not = self._member_similarities(net, tensors)
-        return margin_scores(torch.from_numpy(s_be), torch.from_numpy(s_not), self.temperature).numpy()
+        return self.scores_from_similarities(*self._member_similarities(net, tensors))
 
     def similarities(self, memes: list[Meme]) -> tuple[np.ndarray, np.ndarray]:
         """(s_be, s_not) [N, C], averaged over members."""
@@ -381,14 +410,13 @@ class SimReModel(EnsembleModel):
         return np.mean([p[0] for p in pairs], axis=0), np.mean([p[1] for p in pairs], axis=0)
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
-        s_be, s_not = self.similarities(memes)
-        return margin_scores(torch.from_numpy(s_be), torch.from_numpy(s_not), self.temperature).numpy()
+        return self.scores_from_similarities(*self.similarities(memes))
 
     def explain(self, memes: list[Meme]) -> list[dict]:
-        """Per label: similarity under the be- and the not-prompt, and their margin."""
+        """Per prompted label: similarity under the be- and the not-prompt, and their margin."""
         s_be, s_not = self.similarities(memes)
         return [{label: {"be": round(float(b), 4), "not": round(float(n), 4), "margin": round(float(b - n), 4)}
-                 for label, b, n in zip(self.task.labels, row_be, row_not)}
+                 for label, b, n in zip(prompt_labels(self.task), row_be, row_not)}
                 for row_be, row_not in zip(s_be, s_not)]
 
     @classmethod
