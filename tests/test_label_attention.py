@@ -98,6 +98,22 @@ def test_fit_save_load_predict_roundtrip(trained):
     assert loaded.predict(memes) == model.predict(memes)
 
 
+def test_weights_of_another_shape_are_a_clear_error(trained, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from memecat.errors import MemecatError
+
+    folder = shutil.copytree(trained[1], tmp_path / "model")
+    state = load_file(str(folder / "model.safetensors"))
+    name = next(n for n in state if n.endswith("label_embeddings"))
+    state[name] = state[name][:, :-1].contiguous()  # as if saved by a version with another label dimension
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(MemecatError, match=r"model\.safetensors: weights do not fit .*label-attention"):
+        load_model(folder)
+
+
 def test_thresholds_come_from_each_members_unseen_dev_memes(trained):
     model, _ = trained
     task = model.task

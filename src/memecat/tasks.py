@@ -46,8 +46,8 @@ class Task:
     prompted_labels: tuple[str, ...] = ()
 
     def __post_init__(self):
-        unprompted = [label for label in self.labels if self.prompted_labels and label not in self.prompted_labels]
-        if not set(self.prompted_labels) <= set(self.labels) or (unprompted and (self.multi_label or len(unprompted) > 1)):
+        unprompted = set(self.labels) - set(self.prompted_labels) if self.prompted_labels else set()
+        if not set(self.prompted_labels) <= set(self.labels) or len(unprompted) > (0 if self.multi_label else 1):
             raise ValueError(f"task {self.name}: prompted_labels must be its labels, or all but one of a "
                              f"single-label task's, got {self.prompted_labels}")
 

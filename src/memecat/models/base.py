@@ -170,5 +170,9 @@ def load_model(directory: str | Path) -> MemeModel:
             state = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as exc:
             raise MemecatError(f"{weights}: damaged weights file ({exc})") from None
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # shapes or names from another memecat version (e.g. other prompts)
+            reason = str(exc).strip().splitlines()[-1].strip()
+            raise MemecatError(f"{weights}: weights do not fit this memecat's {cls.model_type} ({reason})") from None
     return model
