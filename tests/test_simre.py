@@ -77,6 +77,18 @@ def test_two_class_task_prompts_its_positive_class_only():
     assert len(prompt_texts(get_task("harm-c-3"))) == 6  # one be/not pair per level
 
 
+def test_prompt_wording_comes_from_the_config_when_given():
+    from memecat.errors import MemecatError
+
+    task = get_task("semeval-t6")
+    config = SimReConfig(be_prompt="This meme uses {label}.", not_prompt="This meme avoids {label}.")
+    assert prompt_texts(task, config)[:2] == [f"This meme uses {task.labels[0]}.", f"This meme avoids {task.labels[0]}."]
+    with pytest.raises(MemecatError, match="its own be- and not-text"):
+        prompt_texts(task, SimReConfig(be_prompt="Propaganda.", not_prompt="Not propaganda."))
+    with pytest.raises(MemecatError, match="only {label}"):
+        prompt_texts(task, SimReConfig(be_prompt="It is {technique}."))
+
+
 def test_prompted_labels_must_leave_at_most_one_label_of_a_single_label_task():
     import dataclasses
 

@@ -28,6 +28,7 @@ from memecat.data.meme import Meme
 from memecat.encoders.base import GRID_TOKENS
 from memecat.encoders.cache import content_hash
 from memecat.encoders.runtime import frozen_runner
+from memecat.errors import MemecatError
 from memecat.metrics import primary_metric, task_scores
 from memecat.models.base import ModelConfig
 from memecat.models.ensemble import EnsembleModel
@@ -58,6 +59,9 @@ class SimReConfig(ModelConfig):
     dropout: float = 0.1
     max_text_tokens: int = 32  # meme text tokens kept (the prompt comes on top)
     text_pooling: Literal["all", "prompt"] = "all"  # T pooled over prompt+meme tokens, or the prompt's only
+    # Prompt wording, "{label}" standing for the category (None: the task's, e.g. "My technique is {label}.").
+    be_prompt: str | None = None
+    not_prompt: str | None = None
     temperature: float | None = None  # None: 0.2 for SemEval, 0.5 for the harm tasks
     simulation: bool = True
     # pixel (the paper's MixGen): one pool of mixed images per run, encoded once (~3 s per 600 memes);
@@ -102,9 +106,19 @@ def prompt_columns(task: Task) -> list[int]:
     return [task.labels.index(label) for label in prompt_labels(task)]
 
 
-def prompt_texts(task: Task) -> list[str]:
-    """[C * 2] texts: be-prompt then not-prompt of each prompted category, in label order."""
-    return [p.format(label=label) for label in prompt_labels(task) for p in (task.be_prompt, task.not_prompt)]
+def prompt_texts(task: Task, config: SimReConfig | None = None) -> list[str]:
+    """[C * 2] texts: be-prompt then not-prompt of each prompted category, in label order; the config's
+    wording, where given, replaces the task's."""
+    be = (config and config.be_prompt) or task.be_prompt
+    not_ = (config and config.not_prompt) or task.not_prompt
+    try:
+        texts = [p.format(label=label) for label in prompt_labels(task) for p in (be, not_)]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise MemecatError(f"SimRe prompts {be!r} / {not_!r}: only {{label}} may stand in braces ({exc})") from None
+    if len(set(texts)) < len(texts):
+        raise MemecatError(f"SimRe prompts {be!r} / {not_!r}: every category needs its own be- and not-text "
+                           "(put {label} in both)")
+    return texts
 
 
 def to_task_scores(scores: torch.Tensor, task: Task) -> torch.Tensor:
@@ -340,7 +354,7 @@ class SimReModel(EnsembleModel):
     def prompt_features(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen token features of every prompt: [C, 2, Lp, d] and mask [C, 2, Lp]."""
         encoder = text_encoder(self.config.text_encoder)
-        inputs = encoder.tokenize(prompt_texts(self.task))
+        inputs = encoder.tokenize(prompt_texts(self.task, self.config))
         with torch.inference_mode():
             features = encoder(**inputs)
         c = len(prompt_labels(self.task))
