@@ -3,6 +3,7 @@
     python benchmarks/recipes.py --name default --config '{}'
     python benchmarks/recipes.py --name finetune6 --config '{"finetune_layers": 6, "max_epochs": 10, "ensemble_size": 1}' --max-folds 3
     python benchmarks/recipes.py --model simre --name simre-default --max-folds 2
+    python benchmarks/recipes.py --model simre --name s9-simre-ens5 --config '{"ensemble_size": 5}' --only-folds 2
 
 Each fold fits the configured model on the other folds; thresholds come from the model's own held-out
 dev memes, never from the scored fold. Every run is scored with global, per-label and joint thresholds
@@ -39,11 +40,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-folds", type=int, default=None, help="stop after this many folds")
+    parser.add_argument("--only-folds", default=None,
+                        help="comma-separated folds to run, e.g. to split one run across processes (the record lists them)")
     args = parser.parse_args()
     task = get_task("semeval-t6")
     pool = load_split(task, "train") + load_split(task, "dev")
     y = task.encode(pool)
     overrides = json.loads(args.config)
+    only = None if args.only_folds is None else [int(k) for k in args.only_folds.split(",")]
     cls = model_class(args.model)
     scores: dict[str, list[dict]] = {"global": [], "per-label": [], "joint": []}
     aucs: list[float] = []
@@ -52,6 +56,8 @@ def main() -> None:
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, pool, args.folds, args.seed)):
         if args.max_folds is not None and k >= args.max_folds:
             break
+        if only is not None and k not in only:
+            continue
         model = cls(task, cls.config_class(**{**overrides, "seed": args.seed * 100 + k}))
         model.fit([pool[i] for i in train_idx], None)
         proba = model.predict_proba([pool[i] for i in test_idx])
@@ -69,9 +75,10 @@ def main() -> None:
             + f", AUC {aucs[-1]:.4f}", flush=True)
     record = {"model": args.model, "name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
               "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summarise(scores),
-              "mean_auc": float(np.mean(aucs))}
+              "mean_auc": float(np.mean(aucs)), **({"only_folds": only} if only is not None else {})}
+    suffix = "" if only is None else "_folds" + "-".join(map(str, only))
     PREDICTIONS.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(PREDICTIONS / f"{args.name}_seed{args.seed}.npz", y=y, **saved)
+    np.savez_compressed(PREDICTIONS / f"{args.name}_seed{args.seed}{suffix}.npz", y=y, **saved)
     append_record(record)
 
 
