@@ -140,3 +140,13 @@ def test_a_bad_output_path_fails_before_any_work(tmp_path):
     # Checked before the model is even loaded: this model folder does not exist.
     result = invoke("predict", "--model", tmp_path / "no-model", "--split", "dev", "--out", tmp_path / "pred.xlsx")
     assert result.exit_code == 2 and "cannot tell the output format" in result.output
+
+
+def test_train_withholds_the_inflated_dev_score_of_an_ensemble(tiny_data_root, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("label_dim: 8\nhidden_dims: [8, 4]\nmax_epochs: 1\nensemble_size: 2\nensemble_dev_size: 8\n"
+                      "finetune_layers: 0\n")
+    result = invoke("train", "--task", "semeval-t6", "--model", "label-attention", "--out", tmp_path / "m",
+                    "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "no dev score" in result.output and "micro_f1=" not in result.output  # member 2 trained on dev

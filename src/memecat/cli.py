@@ -76,7 +76,10 @@ def train(task_name, model_name, out, seed, config_path, data_root) -> None:
     model.save_pretrained(out)
     click.echo(f"trained {model_name} on {len(train_memes)} memes in {time.perf_counter() - started:.0f}s; "
                f"saved to {out}")
-    if not getattr(model, "trains_on_validation", False):
+    if getattr(model, "trains_on_validation", False):
+        click.echo(f"no {VALIDATION_SPLIT[task.name]} score: this model also trains on those memes; "
+                   "`memecat run --no-refit` fits on train alone and scores them")
+    else:
         gold = task.encode(val_memes)
         _print_scores(VALIDATION_SPLIT[task.name], task_scores(task, gold, model.decide(model.predict_proba(val_memes))))
 

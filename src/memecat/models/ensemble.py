@@ -49,6 +49,12 @@ class EnsembleModel(MemeModel):
         """The members' held-out (gold, scores) pooled: each meme scored by a member that never saw it."""
         return tuple(np.concatenate(part) for part in zip(*self.held_out_members))
 
+    @property
+    def trains_on_validation(self) -> bool:
+        """Members after the first draw their training memes from train+val (the paper's ensemble), so a
+        val score of the whole ensemble would be inflated."""
+        return self.config.ensemble_size > 1
+
     def new_net(self) -> nn.Module:
         raise NotImplementedError
 
