@@ -71,11 +71,21 @@ def run_key(task: str, model: str, config: dict, seed: int, fold: int, folds: in
     return json.dumps([task, model, config, seed, fold, folds], sort_keys=True)
 
 
-def recorded() -> dict[str, dict]:
+def resolved(model: str, overrides: dict) -> dict:
+    """The full config a run trains with (seed aside): what a change of defaults would alter under the same key."""
+    cls = model_class(model)
+    return cls.config_class(**overrides).model_dump(mode="json", exclude={"seed"})
+
+
+def recorded(model: str, overrides: dict) -> dict[str, dict]:
+    """Scores of the recorded runs by key, leaving out runs made under other defaults. (Runs recorded before
+    the resolved config was stored carry none; they ran with the defaults of their day, which the row's
+    overrides pin where those have changed since.)"""
     if not RUNS.exists():
         return {}
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
-    return {r["key"]: r["scores"] for r in records}
+    current = resolved(model, overrides)
+    return {r["key"]: r["scores"] for r in records if r.get("config", current) == current}
 
 
 def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int],
@@ -88,7 +98,7 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
     for seed in seeds:
         for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
             key = run_key(task.name, model, overrides, seed, k, folds)
-            done = recorded()  # read afresh: other processes may have added runs since
+            done = recorded(model, overrides)  # read afresh: other processes may have added runs since
             if key not in done and report_only:
                 return None
             if key not in done:
@@ -98,7 +108,8 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
                 fitted.fit([memes[i] for i in train_idx], None)
                 proba = fitted.predict_proba([memes[i] for i in test_idx])
                 done[key] = task_scores(task, y[test_idx], fitted.decide(proba))
-                record = {"key": key, "scores": done[key], "seconds": round(time.perf_counter() - started, 1)}
+                record = {"key": key, "config": resolved(model, overrides), "scores": done[key],
+                          "seconds": round(time.perf_counter() - started, 1)}
                 if task.multi_label:  # both threshold modes on the same model, for the record
                     record["by_threshold_mode"] = {
                         mode: task_scores(task, y[test_idx], (proba >= choose_thresholds(*fitted.held_out, mode))
