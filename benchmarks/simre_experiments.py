@@ -116,7 +116,7 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
                                           .astype(int)) for mode in ("global", "per-label", "joint")}
                 with RUNS.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                print(json.dumps({"model": model, "config": overrides, "seed": seed, "fold": k, **record}),
+                print(json.dumps({"model": model, "overrides": overrides, "seed": seed, "fold": k, **record}),
                       flush=True)
             runs.append(done[key])
     return runs
