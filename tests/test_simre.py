@@ -113,6 +113,14 @@ def test_transformer_shapes_and_unit_norm():
     assert s_be.shape == s_not.shape == (5, 3)
 
 
+def test_temperature_is_0_2_and_older_folders_keep_their_per_task_rule():
+    # Model folders saved before the default changed carry `temperature: null`, which meant 0.5 on harm tasks;
+    # their thresholds were chosen on that scale, so loading them must not silently rescale their margins.
+    assert SimReModel(get_task("harm-c-2"), SimReConfig()).temperature == 0.2
+    assert SimReModel(get_task("harm-c-3"), SimReConfig(temperature=None)).temperature == 0.5
+    assert SimReModel(get_task("semeval-t6"), SimReConfig(temperature=None)).temperature == 0.2
+
+
 @pytest.mark.parametrize(("task_name", "mix"), [("semeval-t6", "grid"), ("semeval-t6", "pixel"), ("harm-c-2", "pixel"),
                                                      ("harm-c-3", "grid")])
 def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix):
