@@ -9,10 +9,14 @@ the members' scores are combined before the thresholds apply:
     mean-logit   average the logits, compare with the thresholds' logits
     vote         each member decides with the thresholds; a label is predicted when half or more say so
 
+and, averaging probabilities, joint thresholds that weigh macro-F1 0.5-3 times against micro-F1.
+
 Single-member scores are what the thresholds were tuned on; averaging makes scores less extreme, so a
 threshold tuned on single members fits a vote better than an average.
 
     python benchmarks/ensemble_decision_rules.py runs/recipes/default-rerun_seed0.npz
+    python benchmarks/ensemble_decision_rules.py runs/recipes/s11-default_seed1_folds0-1-2.npz \\
+        runs/recipes/s11-default_seed1_folds3-4.npz
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import re
 import numpy as np
 
 from memecat.metrics import task_scores
-from memecat.models.thresholds import choose_thresholds
+from memecat.models.thresholds import choose_thresholds, joint_thresholds
 from memecat.tasks import get_task
+
+MACRO_WEIGHTS = (0.5, 1.5, 2.0, 3.0)
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -46,24 +52,29 @@ def decide(rule: str, members: np.ndarray, thresholds: np.ndarray) -> np.ndarray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("predictions", help="an .npz written by recipes.py")
+    parser.add_argument("predictions", nargs="+",
+                        help=".npz files written by recipes.py; the folds of several (one run split by --only-folds) pool")
     args = parser.parse_args()
     task = get_task("semeval-t6")
-    saved = np.load(args.predictions)
-    y = saved["y"]
-    folds = sorted({int(m.group(1)) for key in saved.files if (m := re.match(r"fold(\d+)_test_idx", key))})
     scores: dict[tuple[str, str], list[dict]] = {}
-    for k in folds:
-        members = saved[f"fold{k}_members"]
-        held = [(saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"])
-                for m in range(len(members))]
-        held_y, held_p = (np.concatenate(part) for part in zip(*held))
-        y_test = y[saved[f"fold{k}_test_idx"]]
-        for mode in ("global", "per-label", "joint"):
-            thresholds = choose_thresholds(held_y, held_p, mode)
-            for rule in ("mean-proba", "mean-logit", "vote"):
-                decided = decide(rule, members, thresholds)
-                scores.setdefault((mode, rule), []).append(task_scores(task, y_test, decided))
+    for path in args.predictions:
+        saved = np.load(path)
+        folds = sorted({int(m.group(1)) for key in saved.files if (m := re.match(r"fold(\d+)_test_idx", key))})
+        for k in folds:
+            members = saved[f"fold{k}_members"]
+            held = [(saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"])
+                    for m in range(len(members))]
+            held_y, held_p = (np.concatenate(part) for part in zip(*held))
+            y_test = saved["y"][saved[f"fold{k}_test_idx"]]
+            for mode in ("global", "per-label", "joint"):
+                thresholds = choose_thresholds(held_y, held_p, mode)
+                for rule in ("mean-proba", "mean-logit", "vote"):
+                    decided = decide(rule, members, thresholds)
+                    scores.setdefault((mode, rule), []).append(task_scores(task, y_test, decided))
+            for weight in MACRO_WEIGHTS:  # how far joint thresholds can trade micro-F1 for macro-F1
+                decided = decide("mean-proba", members, joint_thresholds(held_y, held_p, macro_weight=weight))
+                scores.setdefault((f"joint, macro-F1 x{weight}", "mean-proba"), []).append(
+                    task_scores(task, y_test, decided))
     print("| thresholds | rule | micro-F1 | macro-F1 |\n|---|---|---|---|")
     for (mode, rule), runs in scores.items():
         cells = [f"{np.mean([r[m] for r in runs]):.4f} ± {np.std([r[m] for r in runs]):.4f}"
