@@ -50,6 +50,19 @@ def decide(rule: str, members: np.ndarray, thresholds: np.ndarray) -> np.ndarray
     raise ValueError(rule)
 
 
+def saved_folds(paths: list[str]):
+    """Per CV fold of the saved runs: member scores on the scored fold [K, N, C], the pooled held-out labels
+    and scores the thresholds are chosen on, and the scored fold's labels."""
+    for path in paths:
+        saved = np.load(path)
+        for k in sorted({int(m.group(1)) for key in saved.files if (m := re.match(r"fold(\d+)_test_idx", key))}):
+            members = saved[f"fold{k}_members"]
+            held = [(saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"])
+                    for m in range(len(members))]
+            held_y, held_p = (np.concatenate(part) for part in zip(*held))
+            yield members, held_y, held_p, saved["y"][saved[f"fold{k}_test_idx"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("predictions", nargs="+",
@@ -57,24 +70,16 @@ def main() -> None:
     args = parser.parse_args()
     task = get_task("semeval-t6")
     scores: dict[tuple[str, str], list[dict]] = {}
-    for path in args.predictions:
-        saved = np.load(path)
-        folds = sorted({int(m.group(1)) for key in saved.files if (m := re.match(r"fold(\d+)_test_idx", key))})
-        for k in folds:
-            members = saved[f"fold{k}_members"]
-            held = [(saved[f"fold{k}_member{m}_dev_y"], saved[f"fold{k}_member{m}_dev_proba"])
-                    for m in range(len(members))]
-            held_y, held_p = (np.concatenate(part) for part in zip(*held))
-            y_test = saved["y"][saved[f"fold{k}_test_idx"]]
-            for mode in ("global", "per-label", "joint"):
-                thresholds = choose_thresholds(held_y, held_p, mode)
-                for rule in ("mean-proba", "mean-logit", "vote"):
-                    decided = decide(rule, members, thresholds)
-                    scores.setdefault((mode, rule), []).append(task_scores(task, y_test, decided))
-            for weight in MACRO_WEIGHTS:  # how far joint thresholds can trade micro-F1 for macro-F1
-                decided = decide("mean-proba", members, joint_thresholds(held_y, held_p, macro_weight=weight))
-                scores.setdefault((f"joint, macro-F1 x{weight}", "mean-proba"), []).append(
-                    task_scores(task, y_test, decided))
+    for members, held_y, held_p, y_test in saved_folds(args.predictions):
+        for mode in ("global", "per-label", "joint"):
+            thresholds = choose_thresholds(held_y, held_p, mode)
+            for rule in ("mean-proba", "mean-logit", "vote"):
+                decided = decide(rule, members, thresholds)
+                scores.setdefault((mode, rule), []).append(task_scores(task, y_test, decided))
+        for weight in MACRO_WEIGHTS:  # how far joint thresholds can trade micro-F1 for macro-F1
+            decided = decide("mean-proba", members, joint_thresholds(held_y, held_p, macro_weight=weight))
+            scores.setdefault((f"joint, macro-F1 x{weight}", "mean-proba"), []).append(
+                task_scores(task, y_test, decided))
     print("| thresholds | rule | micro-F1 | macro-F1 |\n|---|---|---|---|")
     for (mode, rule), runs in scores.items():
         cells = [f"{np.mean([r[m] for r in runs]):.4f} ± {np.std([r[m] for r in runs]):.4f}"
