@@ -64,6 +64,7 @@ def _print_scores(title: str, scores: dict) -> None:
 def train(task_name, model_name, out, seed, config_path, data_root) -> None:
     """Train on the task's training split (its validation split for selection) and write a model folder."""
     from memecat.metrics import task_scores
+    from memecat.models.ensemble import EnsembleModel
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
     model = build_model(task_name, model_name, config_path, seed)
@@ -80,8 +81,11 @@ def train(task_name, model_name, out, seed, config_path, data_root) -> None:
         click.echo(f"no {VALIDATION_SPLIT[task.name]} score: this model also trains on those memes; "
                    "`memecat run --no-refit` fits on train alone and scores them")
     else:
+        # A neural network also stopped early and set its thresholds on these memes, so say so.
+        split = VALIDATION_SPLIT[task.name]
+        title = f"{split} (chose early stopping and thresholds, so optimistic)" if isinstance(model, EnsembleModel) else split
         gold = task.encode(val_memes)
-        _print_scores(VALIDATION_SPLIT[task.name], task_scores(task, gold, model.decide(model.predict_proba(val_memes))))
+        _print_scores(title, task_scores(task, gold, model.decide(model.predict_proba(val_memes))))
 
 
 @cli.command()
