@@ -73,7 +73,10 @@ def main() -> None:
         print(f"{args.name} fold {k}: " + ", ".join(
             f"{mode} {s[-1]['micro_f1']:.4f}/{s[-1]['macro_f1']:.4f}" for mode, s in scores.items())
             + f", AUC {aucs[-1]:.4f}", flush=True)
-    record = {"model": args.model, "name": args.name, "config": overrides, "seed": args.seed, "folds": len(scores["global"]),
+    # The overrides name the recipe; the resolved config says what it ran, whatever the defaults become.
+    record = {"model": args.model, "name": args.name, "config": overrides,
+              "resolved_config": cls.config_class(**overrides).model_dump(mode="json", exclude={"seed"}),
+              "seed": args.seed, "folds": len(scores["global"]),
               "of_folds": args.folds, "seconds": round(time.perf_counter() - started), **summarise(scores),
               "mean_auc": float(np.mean(aucs)), **({"only_folds": only} if only is not None else {})}
     suffix = "" if only is None else "_folds" + "-".join(map(str, only))
