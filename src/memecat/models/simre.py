@@ -373,7 +373,9 @@ class SimReModel(EnsembleModel):
     def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
         x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=progress)
         t = self.config.max_text_tokens
-        return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t], "text_mask": x["text_mask"][:, :t]}
+        # contiguous: a copy of the kept tokens, so the full-length token states can be freed (memory on Harm-C).
+        return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t].contiguous(),
+                "text_mask": x["text_mask"][:, :t].contiguous()}
 
     def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool, batch_size: int | None = None) -> DataLoader:
         return DataLoader(TensorDictDataset(tensors), batch_size=batch_size or self.config.batch_size,
@@ -385,7 +387,9 @@ class SimReModel(EnsembleModel):
         generator = torch.Generator().manual_seed(seed)
         i, j = random_pairs(n, self.config.pixel_pairs or n, generator)
         grids = pixel_mixed_grids(memes, (i.numpy(), j.numpy()), self.config.mix_lambda, self.config.image_encoder)
-        return recreate(subset(tensors, i), subset(tensors, j), self.config.mix_lambda, image_grid=grids)
+        # The mixed pixels' grids replace the memes' own, so those are not copied (2 x 0.7 GB on Harm-C).
+        rest = {k: v for k, v in tensors.items() if k != "image_grid"}
+        return recreate(subset(rest, i), subset(rest, j), self.config.mix_lambda, image_grid=grids)
 
     # --- the verbs -------------------------------------------------------------------------
     def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
