@@ -7,6 +7,7 @@ Table 2: the temperature tau in {0.05, 0.1, 0.2, 0.5}.
 Mixing: recreated images from mixed pixels (the default) or from mixed grid features.
 Levels: harm-c-3 in the label-attention model, softmax over levels or ordinal steps.
 Ensemble: one SimRe network (the default) or 3 members with their margins averaged.
+Offsets (harm tasks): the argmax of the level scores (the default) or class offsets chosen for macro-F1.
 Figure 3: heat maps of T+.I+ and T-.I- on one batch of held-out (meme, category) rows.
 Figure 4: relative weight exp(s/tau) of each negative, normalised within the row's negatives and sorted by
           similarity, averaged over rows; with and without simulation.
@@ -62,6 +63,9 @@ MIXING = {"pixel mixing (default)": ("simre", {"mix": "pixel"}), "grid mixing": 
 # One network (the paper's) or a 3-member ensemble, each member holding out its own 96 memes.
 ENSEMBLE = {"one network (default)": ("simre", {"mix": "pixel"}),
             "3-member ensemble": ("simre", {"mix": "pixel", "ensemble_size": 3})}
+# Harm tasks: the plain argmax (the default) or class offsets chosen on the held-out memes for macro-F1.
+OFFSETS = {"argmax (default)": ("simre", {"mix": "pixel"}),
+           "class offsets for macro-F1": ("simre", {"mix": "pixel", "class_offsets": True})}
 # Ordered harm levels (harm-c-3) in the label-attention model: softmax over levels or ordinal steps.
 LEVELS = {"label-attention softmax (default)": ("label-attention", {"ensemble_size": 1, **LA_FROZEN}),
           "label-attention ordinal": ("label-attention", {"ensemble_size": 1, **LA_FROZEN, "levels": "ordinal"})}
@@ -87,27 +91,32 @@ def resolved(model: str, overrides: dict) -> dict:
 def recorded(model: str, overrides: dict) -> dict[str, dict]:
     """Scores of the recorded runs by key, leaving out runs made under other defaults. (Runs recorded before
     the resolved config was stored carry none; they ran with the defaults of their day, which the row's
-    overrides pin where those have changed since.)"""
+    overrides pin where those have changed since. A field added to the config since a run is not compared:
+    a new option's default is the behaviour from before it existed.)"""
     if not RUNS.exists():
         return {}
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
     current = resolved(model, overrides)
-    return {r["key"]: r["scores"] for r in records if r.get("config", current) == current}
+    missing = object()
+    return {r["key"]: r["scores"] for r in records
+            if all(current.get(k, missing) == v for k, v in r.get("config", current).items())}
 
 
 def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int],
-            report_only: bool = False) -> list[dict] | None:
+            report_only: bool = False, only_folds: set[int] | None = None) -> list[dict] | None:
     """Scores of every (seed, fold) run, in a fixed order so two rows pair up run by run.
 
-    report_only: fit nothing; None when a run is missing from the record."""
+    report_only: fit nothing; None when a run is missing from the record. only_folds: fit these folds only
+    (to split a row across processes); the others count as missing."""
     y = task.encode(memes)
-    runs = []
+    runs, missing = [], False
     for seed in seeds:
         for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
             key = run_key(task.name, model, overrides, seed, k, folds)
             done = recorded(model, overrides)  # read afresh: other processes may have added runs since
-            if key not in done and report_only:
-                return None
+            if key not in done and (report_only or (only_folds is not None and k not in only_folds)):
+                missing = True
+                continue
             if key not in done:
                 started = time.perf_counter()
                 cls = model_class(model)
@@ -126,7 +135,7 @@ def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: l
                 print(json.dumps({"model": model, "overrides": overrides, "seed": seed, "fold": k, **record}),
                       flush=True)
             runs.append(done[key])
-    return runs
+    return None if missing else runs
 
 
 def table(rows: dict[str, list[dict]], folds: int, baseline: str) -> str:
@@ -207,9 +216,10 @@ def figures(task: Task, train, held_out, overrides: dict, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="semeval-t6")
-    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,ensemble,levels,figures")
+    parser.add_argument("--part", default="table1,table2,figures", help="comma-separated: table1,table2,mixing,ensemble,offsets,levels,figures")
     parser.add_argument("--only", default=None, help="run this row of the tables only (no table printed)")
     parser.add_argument("--report", action="store_true", help="fit nothing: print the tables of recorded runs")
+    parser.add_argument("--only-folds", default=None, help="comma-separated folds to fit (split a row across processes)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--config", default="{}", help="JSON of SimReConfig overrides for every SimRe run")
@@ -222,7 +232,7 @@ def main() -> None:
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
     RUNS.parent.mkdir(parents=True, exist_ok=True)
     parts_defined = (("table1", TABLE1), ("table2", table2_rows(task)), ("mixing", MIXING), ("ensemble", ENSEMBLE),
-                     ("levels", LEVELS))
+                     ("offsets", OFFSETS), ("levels", LEVELS))
     for part, definitions in parts_defined:
         if part not in parts:
             continue
@@ -230,7 +240,9 @@ def main() -> None:
         for name, (model, row_config) in definitions.items():
             if args.only in (None, name):
                 config = {**overrides, **row_config} if model == "simre" else row_config
-                runs = cv_runs(task, memes, model, config, args.folds, seeds, report_only=args.report)
+                only_folds = None if args.only_folds is None else {int(k) for k in args.only_folds.split(",")}
+                runs = cv_runs(task, memes, model, config, args.folds, seeds, report_only=args.report,
+                               only_folds=only_folds)
                 if runs is None:
                     print(f"{part}: {name!r} has runs missing; left out")
                 else:

@@ -171,9 +171,12 @@ def test_healthz_and_labels(client: TestClient) -> None:
     assert labels["multi_label"] is True and labels["thresholds"] == [0.5] * 22
 
 
-def test_single_label_model_has_no_thresholds() -> None:
-    client = TestClient(create_app(FakeModel("harm-c-3")))
-    assert client.get("/v1/labels").json()["thresholds"] is None
+def test_single_label_model_has_class_offsets_not_thresholds() -> None:
+    model = FakeModel("harm-c-3")
+    model.class_offsets = np.array([0.0, 0.5, 1.25], dtype=np.float32)
+    client = TestClient(create_app(model))
+    labels = client.get("/v1/labels").json()
+    assert labels["thresholds"] is None and labels["class_offsets"] == [0.0, 0.5, 1.25]
     response = post(client)
     assert response.status_code == 200 and len(response.json()["labels"]) == 1
 

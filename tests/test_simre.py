@@ -142,3 +142,36 @@ def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, m
     entry = after[0]["explanation"][task.labels[-1]]
     assert set(entry) == {"be", "not", "margin"}
     assert entry["margin"] == pytest.approx(entry["be"] - entry["not"], abs=2e-4)
+
+
+def test_class_offsets_lift_a_class_the_scores_under_predict_and_leave_good_scores_alone():
+    from memecat.models.thresholds import class_offsets
+
+    rng = np.random.default_rng(0)
+    gold = np.repeat([0, 1, 2], [60, 30, 10])
+    y = np.eye(3)[gold]
+    # The rare class is always runner-up for its own memes: the plain argmax never predicts it.
+    proba = np.tile([0.6, 0.3, 0.1], (100, 1)) + rng.uniform(0, 0.02, (100, 3))
+    proba[gold == 1] = [0.2, 0.7, 0.1]
+    proba[gold == 2] = [0.5, 0.05, 0.45]
+    offsets = class_offsets(y, proba)
+    decided = (np.log(proba) + offsets).argmax(1)
+    assert offsets[0] == 0 and offsets[2] > 0
+    assert (decided == gold).all()
+    np.testing.assert_array_equal(class_offsets(y, y * 0.8 + 0.1), 0)  # already right: nothing moves
+
+
+def test_class_offsets_are_chosen_on_held_out_memes_saved_and_decide(tiny_data_root, tmp_path):
+    from memecat.models.base import load_model
+    from memecat.models.thresholds import class_offsets
+    from memecat.tasks import load_split
+
+    task = get_task("harm-c-3")
+    config = SimReConfig(width=16, heads=2, ff_dim=32, max_epochs=1, batch_size=8, mix="grid", class_offsets=True,
+                         ensemble_dev_size=8)
+    model = SimReModel(task, config).fit(load_split(task, "train"))
+    np.testing.assert_array_equal(model.class_offsets, class_offsets(*model.held_out))
+    loaded = load_model(model.save_pretrained(tmp_path / "simre"))
+    np.testing.assert_array_equal(loaded.class_offsets, model.class_offsets)
+    loaded.class_offsets = np.array([0, 0, 50], dtype=np.float32)  # a large offset makes its class every answer
+    assert {tuple(r["labels"]) for r in loaded.predict(load_split(task, "test"))} == {(task.labels[2],)}

@@ -1,6 +1,6 @@
 """What every memecat model is: fit / predict_proba / predict, saved to and loaded from one folder.
 
-A model folder holds `config.json` (format version, model type, task, labels, thresholds, encoder
+A model folder holds `config.json` (format version, model type, task, labels, thresholds or class offsets, encoder
 names, the resolved config) and `model.safetensors`; an ensemble keeps its members in `members/N/`.
 """
 
@@ -52,8 +52,10 @@ class MemeModel:
     def __init__(self, task: Task, config: ModelConfig | None = None):
         self.task = task
         self.config = config or self.config_class()
-        # Per-label decision thresholds for multi-label tasks; single-label tasks take the argmax.
+        # Per-label decision thresholds for multi-label tasks; single-label tasks take the argmax of the log
+        # scores plus per-class offsets (zeros unless the model chose some on held-out memes).
         self.thresholds = np.full(task.num_labels, 0.5, dtype=np.float32)
+        self.class_offsets = np.zeros(task.num_labels, dtype=np.float32)
 
     # --- the verbs -------------------------------------------------------------------------
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MemeModel:
@@ -72,7 +74,7 @@ class MemeModel:
         if self.task.multi_label:
             return (proba >= self.thresholds[None, :]).astype(np.int64)
         out = np.zeros_like(proba, dtype=np.int64)
-        out[np.arange(len(proba)), proba.argmax(axis=1)] = 1
+        out[np.arange(len(proba)), (np.log(np.clip(proba, 1e-12, 1)) + self.class_offsets).argmax(axis=1)] = 1
         return out
 
     def predict(self, memes: list[Meme], explain: bool = False) -> list[dict]:
@@ -113,6 +115,7 @@ class MemeModel:
             "task": self.task.name,
             "labels": list(self.task.labels),
             "thresholds": [float(t) for t in self.thresholds],
+            **({} if self.task.multi_label else {"class_offsets": [float(o) for o in self.class_offsets]}),
             "config": self.config.model_dump(mode="json"),
             **self.extra_metadata(),
         })
@@ -164,6 +167,7 @@ def load_model(directory: str | Path) -> MemeModel:
         raise MemecatError(f"{directory / CONFIG_FILE}: config does not fit this memecat ({exc})") from None
     model = cls._from_metadata(task, config, meta, directory)
     model.thresholds = np.asarray(meta.get("thresholds", model.thresholds), dtype=np.float32)
+    model.class_offsets = np.asarray(meta.get("class_offsets", model.class_offsets), dtype=np.float32)
     weights = directory / WEIGHTS_FILE
     if weights.exists():
         try:

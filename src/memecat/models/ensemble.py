@@ -88,10 +88,15 @@ class EnsembleModel(MemeModel):
             self.held_out_members.append((y[dev_idx], self._member_proba(net, subset(tensors, dev_idx))))
         if self.task.multi_label:  # chosen on the pooled held-out scores
             self.thresholds = self.choose_thresholds()
+        else:
+            self.class_offsets = self.choose_class_offsets()
         return self
 
     def choose_thresholds(self) -> np.ndarray:
         return choose_thresholds(*self.held_out, self.config.threshold_mode)
+
+    def choose_class_offsets(self) -> np.ndarray:
+        return np.zeros(self.task.num_labels, dtype=np.float32)
 
     def trainer_options(self, member: int, seed: int) -> TrainerOptions:
         cfg = self.config

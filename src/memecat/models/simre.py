@@ -41,7 +41,7 @@ from memecat.models.inputs import (
     text_encoder,
 )
 from memecat.models.simre_loss import SimReLoss
-from memecat.models.thresholds import global_threshold
+from memecat.models.thresholds import class_offsets, global_threshold
 from memecat.tasks import Task
 from memecat.training import ValidationScored, fit_module
 
@@ -85,6 +85,8 @@ class SimReConfig(ModelConfig):
     # 5-fold CV on SemEval: margin (global threshold) micro-F1 0.551 vs argmax 0.279; argmax over-predicts.
     rule: Literal["argmax", "margin"] = "margin"
     threshold_mode: Literal["global", "per-label", "joint"] = "global"
+    # Single-label tasks: per-class offsets on the log scores, chosen on the held-out memes for macro-F1.
+    class_offsets: bool = False
     ensemble_size: int = 1
     ensemble_dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
     devices: int = 1
@@ -409,6 +411,9 @@ class SimReModel(EnsembleModel):
         if self.config.rule == "argmax":
             return np.full(self.task.num_labels, 0.5, dtype=np.float32)
         return super().choose_thresholds()
+
+    def choose_class_offsets(self) -> np.ndarray:
+        return class_offsets(*self.held_out) if self.config.class_offsets else super().choose_class_offsets()
 
     @torch.inference_mode()
     def _member_similarities(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Decision thresholds for multi-label scores, chosen to maximise F1 on held-out predictions."""
+"""Decision rules chosen to maximise F1 on held-out predictions: thresholds for multi-label scores, class
+offsets for single-label ones."""
 
 from __future__ import annotations
 
@@ -69,3 +70,29 @@ def choose_thresholds(y: np.ndarray, proba: np.ndarray, mode: str) -> np.ndarray
     if mode == "joint":
         return joint_thresholds(y, proba)
     raise ValueError(f"threshold mode must be 'global', 'per-label' or 'joint', got {mode!r}")
+
+
+OFFSET_GRID = np.round(np.linspace(-3, 3, 25), 3)
+
+
+def class_offsets(y: np.ndarray, proba: np.ndarray, passes: int = 2) -> np.ndarray:
+    """Offsets added to the log scores before the argmax, chosen to maximise macro-F1 by coordinate ascent from
+    zero: a rare class the scores under-predict gets a boost. An offset moves only if macro-F1 rises, so scores
+    that are already balanced keep zeros. y one-hot [N, C]."""
+    gold, logp = y.argmax(1), np.log(np.clip(proba, 1e-12, 1))
+    classes = np.arange(y.shape[1])
+
+    def macro_f1(offsets: np.ndarray) -> float:
+        return f1_score(gold, (logp + offsets).argmax(1), labels=classes, average="macro", zero_division=0)
+
+    offsets = np.zeros(y.shape[1])
+    best = macro_f1(offsets)
+    for _ in range(passes):
+        for c in classes[1:]:  # one class stays at zero: only differences move the argmax
+            for value in OFFSET_GRID:
+                trial = offsets.copy()
+                trial[c] = value
+                score = macro_f1(trial)
+                if score > best + 1e-12:
+                    best, offsets = score, trial
+    return offsets.astype(np.float32)

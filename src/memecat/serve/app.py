@@ -60,6 +60,7 @@ class Labels(BaseModel):
     multi_label: bool
     labels: list[str]
     thresholds: list[float] | None  # per-label decision thresholds of a multi-label model
+    class_offsets: list[float] | None  # a single-label model's offsets, added to the log scores before the argmax
 
 
 class Problem(BaseModel):
@@ -195,9 +196,10 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
 
     @app.get("/v1/labels", response_model=Labels, summary="The model's categories, in score order")
     def labels() -> dict:
-        thresholds = [round(float(t), 4) for t in model.thresholds] if model.task.multi_label else None
-        return {"task": model.task.name, "multi_label": model.task.multi_label,
-                "labels": list(model.task.labels), "thresholds": thresholds}
+        rule = [round(float(t), 4) for t in (model.thresholds if model.task.multi_label else model.class_offsets)]
+        return {"task": model.task.name, "multi_label": model.task.multi_label, "labels": list(model.task.labels),
+                "thresholds": rule if model.task.multi_label else None,
+                "class_offsets": None if model.task.multi_label else rule}
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
