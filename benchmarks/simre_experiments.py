@@ -229,6 +229,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     overrides = json.loads(args.config)
     parts = set(args.part.split(","))
+    only_folds = None if args.only_folds is None else {int(k) for k in args.only_folds.split(",")}
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
     RUNS.parent.mkdir(parents=True, exist_ok=True)
     parts_defined = (("table1", TABLE1), ("table2", table2_rows(task)), ("mixing", MIXING), ("ensemble", ENSEMBLE),
@@ -240,7 +241,6 @@ def main() -> None:
         for name, (model, row_config) in definitions.items():
             if args.only in (None, name):
                 config = {**overrides, **row_config} if model == "simre" else row_config
-                only_folds = None if args.only_folds is None else {int(k) for k in args.only_folds.split(",")}
                 runs = cv_runs(task, memes, model, config, args.folds, seeds, report_only=args.report,
                                only_folds=only_folds)
                 if runs is None:
