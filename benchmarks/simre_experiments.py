@@ -97,9 +97,8 @@ def recorded(model: str, overrides: dict) -> dict[str, dict]:
         return {}
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
     current = resolved(model, overrides)
-    missing = object()
     return {r["key"]: r["scores"] for r in records
-            if all(current.get(k, missing) == v for k, v in r.get("config", current).items())}
+            if all(k in current and current[k] == v for k, v in r.get("config", current).items())}
 
 
 def cv_runs(task: Task, memes, model: str, overrides: dict, folds: int, seeds: list[int],
