@@ -121,17 +121,24 @@ def test_temperature_is_0_2_and_older_folders_keep_their_per_task_rule():
     assert SimReModel(get_task("semeval-t6"), SimReConfig(temperature=None)).temperature == 0.2
 
 
-@pytest.mark.parametrize(("task_name", "mix"), [("semeval-t6", "grid"), ("semeval-t6", "pixel"), ("harm-c-2", "pixel"),
-                                                     ("harm-c-3", "grid")])
-def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix):
+@pytest.mark.parametrize(("task_name", "mix", "finetune_layers"),
+                         [("semeval-t6", "grid", 0), ("semeval-t6", "pixel", 0), ("harm-c-2", "pixel", 0),
+                          ("harm-c-3", "grid", 0), ("harm-c-2", "grid", 1)])
+def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix, finetune_layers):
     from memecat.models.base import load_model
+    from memecat.models.inputs import text_encoder
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
     task = get_task(task_name)
     train, dev = load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task_name])
     config = SimReConfig(width=16, heads=2, ff_dim=32, max_epochs=2, batch_size=8, lr=1e-3, mix=mix,
-                         pixel_pairs=8, rule="margin")
+                         pixel_pairs=8, rule="margin", finetune_layers=finetune_layers, text_lr=1e-3)
     model = SimReModel(task, config).fit(train, dev)
+    if finetune_layers:  # the encoder's last layer trained with the model, the shared encoder left as it was
+        pretrained = text_encoder(config.text_encoder).model.encoder.layer[-1]
+        tuned = model.members[0].text_top.layers[-1]
+        assert not torch.equal(tuned.output.dense.weight, pretrained.output.dense.weight)
+        assert not pretrained.output.dense.weight.requires_grad
     test = load_split(task, "test")
     before = model.predict(test, explain=True)
     loaded = load_model(model.save_pretrained(tmp_path / "simre"))

@@ -7,8 +7,10 @@ and are trained with InfoNCE + hard negatives (simre_loss). Training batches als
 image = lam * image_i + (1 - lam) * image_j, text = text_i + " " + text_j, labels = labels_i OR labels_j.
 A category is predicted when the meme's image-text similarity under the be-prompt beats the not-prompt's.
 
-Texts come from a frozen encoder as token features: a prompt and a meme text are encoded apart and their
-token sequences concatenated (likewise the two texts of a recreated meme). The trainable self-attention
+Texts come from the text encoder as token features: a prompt and a meme text are encoded apart and their
+token sequences concatenated (likewise the two texts of a recreated meme). With `finetune_layers`, the
+encoder's last layers are trained with the model over the cached states below them, as the paper
+fine-tunes its encoders. The trainable self-attention
 of the text stream is what reads them together; encoding every (meme, category, be/not) text jointly
 would cost N x C x 2 encoder passes and as many cached token matrices, and recreated texts would need more.
 """
@@ -28,6 +30,7 @@ from memecat.data.meme import Meme
 from memecat.encoders.base import GRID_TOKENS
 from memecat.encoders.cache import content_hash
 from memecat.encoders.runtime import frozen_runner
+from memecat.encoders.text import split_top
 from memecat.errors import MemecatError
 from memecat.metrics import primary_metric, task_scores
 from memecat.models.base import ModelConfig
@@ -36,6 +39,7 @@ from memecat.models.inputs import (
     TensorDictDataset,
     encode_inputs,
     feature_cache,
+    frozen_text_encoder,
     image_encoder,
     subset,
     text_encoder,
@@ -76,6 +80,8 @@ class SimReConfig(ModelConfig):
     pixel_pairs: int | None = None  # pixel mode: size of the precomputed pool (None: one per training meme)
     categories_per_meme: int | None = 4  # training rows per meme; positives first (None: every category)
     lr: float = 5e-4  # the paper's 5e-5 fine-tunes CLIP; these layers start from scratch
+    finetune_layers: int = 0  # last text-encoder layers trained with the model (0: frozen encoder)
+    text_lr: float = 5e-5  # ... at the paper's fine-tuning rate
     step_size: int = 10  # StepLR, in epochs
     gamma: float = 0.5
     batch_size: int = 16
@@ -226,12 +232,14 @@ class SimReNet(nn.Module):
     """(memes, categories, prompt polarity) -> L2-normalised text and image embeddings per row."""
 
     def __init__(self, prompt_tokens: torch.Tensor, prompt_mask: torch.Tensor, text_dim: int, image_dim: int,
-                 config: SimReConfig):
+                 config: SimReConfig, text_top: nn.Module | None = None):
         super().__init__()
         w = config.width
-        # Prompt token features [C, 2, Lp, d] from the frozen encoder; saved so a loaded model needs no re-encoding.
+        # Prompt token features [C, 2, Lp, d] from the frozen encoder (below `text_top`, if any); saved so a
+        # loaded model needs no re-encoding.
         self.register_buffer("prompt_tokens", prompt_tokens)
         self.register_buffer("prompt_mask", prompt_mask)
+        self.text_top = text_top  # the text encoder's last layers, fine-tuned here (None: frozen encoder)
         # LayerNorm first: frozen CNN grids and transformer tokens arrive on very different scales.
         self.text_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, w))
         self.image_proj = nn.Sequential(nn.LayerNorm(image_dim), nn.Linear(image_dim, w))
@@ -241,11 +249,24 @@ class SimReNet(nn.Module):
         self.image_out = nn.Linear(w, w)
         self.pool_prompt = config.text_pooling == "prompt"
 
+    def encode_text(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch with its meme token states through the fine-tuned layers: once per batch, before `forward`."""
+        if self.text_top is None:
+            return batch
+        return {**batch, "text_tokens": self.text_top(batch["text_tokens"], batch["text_mask"])}
+
+    def prompt_states(self) -> torch.Tensor:
+        if self.text_top is None:
+            return self.prompt_tokens
+        c, _, length, d = self.prompt_tokens.shape
+        tokens = self.text_top(self.prompt_tokens.view(c * 2, length, d), self.prompt_mask.view(c * 2, length))
+        return tokens.view(c, 2, length, d)
+
     def forward(self, batch: dict[str, torch.Tensor], categories: torch.Tensor,
                 polarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """categories, polarity [B, K] -> text, image [B, K, w] (unit length)."""
+        """batch from `encode_text`; categories, polarity [B, K] -> text, image [B, K, w] (unit length)."""
         b, k = categories.shape
-        prompts = self.text_proj(self.prompt_tokens[categories, polarity])  # [B, K, Lp, w]
+        prompts = self.text_proj(self.prompt_states()[categories, polarity])  # [B, K, Lp, w]
         prompt_mask = self.prompt_mask[categories, polarity]
         meme = self.text_proj(batch["text_tokens"])[:, None].expand(-1, k, -1, -1)
         meme_mask = batch["text_mask"][:, None].expand(-1, k, -1)
@@ -265,6 +286,7 @@ class SimReNet(nn.Module):
         """(s_be, s_not) [B, C]: image-text cosine under each category's be- and not-prompt."""
         n, c = len(batch["image_grid"]), self.prompt_tokens.shape[0]
         categories = torch.arange(c, device=batch["image_grid"].device).expand(n, -1)
+        batch = self.encode_text(batch)
         out = []
         for polarity in (BE, NOT):
             text, image = self(batch, categories, torch.full_like(categories, polarity))
@@ -323,6 +345,7 @@ class SimReModule(ValidationScored):
         batch = self.with_recreated(batch)
         categories = training_categories(batch["labels"], self.config.categories_per_meme)
         consistent, inconsistent = prompt_polarity(batch["labels"].gather(1, categories))
+        batch = self.net.encode_text(batch)
         text_pos, image_pos = self.net(batch, categories, consistent)
         text_neg, image_neg = self.net(batch, categories, inconsistent)
         loss = self.loss_fn(text_pos.flatten(0, 1), image_pos.flatten(0, 1), text_neg.flatten(0, 1),
@@ -339,7 +362,11 @@ class SimReModule(ValidationScored):
         return selection_score(self.task, self.config.rule, labels, proba)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+        head = [p for n, p in self.net.named_parameters() if not n.startswith("text_top.")]
+        groups = [{"params": head, "lr": self.config.lr}]
+        if self.net.text_top is not None:
+            groups.append({"params": list(self.net.text_top.parameters()), "lr": self.config.text_lr})
+        optimizer = torch.optim.Adam(groups)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.config.step_size, self.config.gamma)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
@@ -358,7 +385,7 @@ class SimReModel(EnsembleModel):
     # --- building --------------------------------------------------------------------------
     def prompt_features(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen token features of every prompt: [C, 2, Lp, d] and mask [C, 2, Lp]."""
-        encoder = text_encoder(self.config.text_encoder)
+        encoder = frozen_text_encoder(self.config.text_encoder, self.config.finetune_layers)
         inputs = encoder.tokenize(prompt_texts(self.task, self.config))
         with torch.inference_mode():
             features = encoder(**inputs)
@@ -370,10 +397,12 @@ class SimReModel(EnsembleModel):
     def new_net(self, prompts: tuple[torch.Tensor, torch.Tensor] | None = None) -> SimReNet:
         text_dim = text_encoder(self.config.text_encoder).dim
         image_dim = image_encoder(self.config.image_encoder).dim
-        return SimReNet(*(prompts or self.prompt_features()), text_dim, image_dim, self.config)
+        top = split_top(text_encoder(self.config.text_encoder), self.config.finetune_layers)[1]
+        return SimReNet(*(prompts or self.prompt_features()), text_dim, image_dim, self.config, top)
 
     def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
-        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=progress)
+        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, self.config.finetune_layers,
+                          progress=progress)
         t = self.config.max_text_tokens
         # contiguous: a copy of the kept tokens, so the full-length token states can be freed (memory on Harm-C).
         return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t].contiguous(),
