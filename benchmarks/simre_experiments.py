@@ -171,8 +171,8 @@ def batch_similarities(model: SimReModel, memes, rows: int) -> tuple[torch.Tenso
     consistent, inconsistent = prompt_polarity(labels)
     pick = torch.randperm(n * c, generator=torch.Generator().manual_seed(0))[:rows]
     with torch.inference_mode():
-        text_pos, image_pos = (t.flatten(0, 1)[pick] for t in net(tensors, categories, consistent))
-        text_neg, image_neg = (t.flatten(0, 1)[pick] for t in net(tensors, categories, inconsistent))
+        (text_pos, image_pos), (text_neg, image_neg) = (
+            (t.flatten(0, 1)[pick] for t in pair) for pair in net(tensors, categories, consistent, inconsistent))
     return text_pos @ image_pos.T, text_neg @ image_neg.T
 
 

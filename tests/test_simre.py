@@ -105,7 +105,7 @@ def test_transformer_shapes_and_unit_norm():
     batch = {"image_grid": torch.randn(5, 49, 12), "text_tokens": torch.randn(5, 6, 8),
              "text_mask": torch.tensor([[True] * 6] * 4 + [[True, False, False, False, False, False]])}
     categories = torch.tensor([[0, 1]] * 5)
-    text, image = net(batch, categories, torch.zeros_like(categories))
+    [(text, image)] = net(batch, categories, torch.zeros_like(categories))
     assert text.shape == image.shape == (5, 2, 16)
     assert torch.allclose(text.norm(dim=-1), torch.ones(5, 2), atol=1e-5)
     assert torch.allclose(image.norm(dim=-1), torch.ones(5, 2), atol=1e-5)

@@ -249,13 +249,14 @@ class SimReNet(nn.Module):
         self.image_out = nn.Linear(w, w)
         self.pool_prompt = config.text_pooling == "prompt"
 
-    def encode_text(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The batch with its meme token states through the fine-tuned layers: once per batch, before `forward`."""
+    def meme_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The memes' token states, through the fine-tuned layers if any."""
         if self.text_top is None:
-            return batch
-        return {**batch, "text_tokens": self.text_top(batch["text_tokens"], batch["text_mask"])}
+            return batch["text_tokens"]
+        return self.text_top(batch["text_tokens"], batch["text_mask"])
 
     def prompt_states(self) -> torch.Tensor:
+        """The prompts' token states [C, 2, Lp, d], through the fine-tuned layers if any."""
         if self.text_top is None:
             return self.prompt_tokens
         c, _, length, d = self.prompt_tokens.shape
@@ -263,12 +264,18 @@ class SimReNet(nn.Module):
         return tokens.view(c, 2, length, d)
 
     def forward(self, batch: dict[str, torch.Tensor], categories: torch.Tensor,
-                polarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """batch from `encode_text`; categories, polarity [B, K] -> text, image [B, K, w] (unit length)."""
+                *polarities: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """categories [B, K] and polarities [B, K] -> per polarity: text, image [B, K, w] (unit length). The
+        fine-tuned text layers, if any, run once for all polarities."""
+        tokens, prompt_states = self.meme_tokens(batch), self.prompt_states()
+        return [self.embed(batch, tokens, prompt_states, categories, polarity) for polarity in polarities]
+
+    def embed(self, batch: dict[str, torch.Tensor], tokens: torch.Tensor, prompt_states: torch.Tensor,
+              categories: torch.Tensor, polarity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, k = categories.shape
-        prompts = self.text_proj(self.prompt_states()[categories, polarity])  # [B, K, Lp, w]
+        prompts = self.text_proj(prompt_states[categories, polarity])  # [B, K, Lp, w]
         prompt_mask = self.prompt_mask[categories, polarity]
-        meme = self.text_proj(batch["text_tokens"])[:, None].expand(-1, k, -1, -1)
+        meme = self.text_proj(tokens)[:, None].expand(-1, k, -1, -1)
         meme_mask = batch["text_mask"][:, None].expand(-1, k, -1)
         text = torch.cat([prompts, meme], dim=2).flatten(0, 1)
         text_mask = torch.cat([prompt_mask, meme_mask], dim=2).flatten(0, 1)
@@ -286,12 +293,8 @@ class SimReNet(nn.Module):
         """(s_be, s_not) [B, C]: image-text cosine under each category's be- and not-prompt."""
         n, c = len(batch["image_grid"]), self.prompt_tokens.shape[0]
         categories = torch.arange(c, device=batch["image_grid"].device).expand(n, -1)
-        batch = self.encode_text(batch)
-        out = []
-        for polarity in (BE, NOT):
-            text, image = self(batch, categories, torch.full_like(categories, polarity))
-            out.append((text * image).sum(-1))
-        return out[0], out[1]
+        be, not_ = self(batch, categories, torch.full_like(categories, BE), torch.full_like(categories, NOT))
+        return (be[0] * be[1]).sum(-1), (not_[0] * not_[1]).sum(-1)
 
 
 def training_categories(labels: torch.Tensor, k: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -345,9 +348,7 @@ class SimReModule(ValidationScored):
         batch = self.with_recreated(batch)
         categories = training_categories(batch["labels"], self.config.categories_per_meme)
         consistent, inconsistent = prompt_polarity(batch["labels"].gather(1, categories))
-        batch = self.net.encode_text(batch)
-        text_pos, image_pos = self.net(batch, categories, consistent)
-        text_neg, image_neg = self.net(batch, categories, inconsistent)
+        (text_pos, image_pos), (text_neg, image_neg) = self.net(batch, categories, consistent, inconsistent)
         loss = self.loss_fn(text_pos.flatten(0, 1), image_pos.flatten(0, 1), text_neg.flatten(0, 1),
                             image_neg.flatten(0, 1))
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
