@@ -21,6 +21,7 @@ from memecat import __version__
 from memecat.data.meme import Meme
 from memecat.errors import MemecatError
 from memecat.files import publish
+from memecat.models.thresholds import log_scores
 from memecat.tasks import Task, get_task
 
 FORMAT_VERSION = 1
@@ -74,7 +75,7 @@ class MemeModel:
         if self.task.multi_label:
             return (proba >= self.thresholds[None, :]).astype(np.int64)
         out = np.zeros_like(proba, dtype=np.int64)
-        out[np.arange(len(proba)), (np.log(np.clip(proba, 1e-12, 1)) + self.class_offsets).argmax(axis=1)] = 1
+        out[np.arange(len(proba)), (log_scores(proba) + self.class_offsets).argmax(axis=1)] = 1
         return out
 
     def predict(self, memes: list[Meme], explain: bool = False) -> list[dict]:

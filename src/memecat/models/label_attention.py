@@ -26,7 +26,7 @@ from memecat.models.ensemble import EnsembleModel
 from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, text_encoder
 from memecat.models.thresholds import global_threshold
 from memecat.tasks import Task
-from memecat.training import ValidationScored, fit_module
+from memecat.training import ValidationScored, fit_module, param_groups
 
 
 class LabelAttentionConfig(ModelConfig):
@@ -171,11 +171,8 @@ class LabelAttentionModule(ValidationScored):
         return selection_score(self.task, labels, proba)
 
     def configure_optimizers(self):
-        head = [p for n, p in self.net.named_parameters() if not n.startswith("text_top.")]
-        groups = [{"params": head, "lr": self.config.lr}]
-        if self.net.text_top is not None:
-            groups.append({"params": list(self.net.text_top.parameters()), "lr": self.config.text_lr})
-        return torch.optim.Adam(groups, weight_decay=self.config.weight_decay)
+        return torch.optim.Adam(param_groups(self.net, self.config.lr, self.config.text_lr),
+                                weight_decay=self.config.weight_decay)
 
 
 class LabelAttentionEnsemble(EnsembleModel):

@@ -47,7 +47,7 @@ from memecat.models.inputs import (
 from memecat.models.simre_loss import SimReLoss
 from memecat.models.thresholds import class_offsets, global_threshold
 from memecat.tasks import Task
-from memecat.training import ValidationScored, fit_module
+from memecat.training import ValidationScored, fit_module, param_groups
 
 BE, NOT = 0, 1  # prompt polarity index
 ROW_KEYS = ("image_grid", "text_tokens", "text_mask", "labels")
@@ -363,11 +363,7 @@ class SimReModule(ValidationScored):
         return selection_score(self.task, self.config.rule, labels, proba)
 
     def configure_optimizers(self):
-        head = [p for n, p in self.net.named_parameters() if not n.startswith("text_top.")]
-        groups = [{"params": head, "lr": self.config.lr}]
-        if self.net.text_top is not None:
-            groups.append({"params": list(self.net.text_top.parameters()), "lr": self.config.text_lr})
-        optimizer = torch.optim.Adam(groups)
+        optimizer = torch.optim.Adam(param_groups(self.net, self.config.lr, self.config.text_lr))
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.config.step_size, self.config.gamma)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 

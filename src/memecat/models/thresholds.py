@@ -75,11 +75,16 @@ def choose_thresholds(y: np.ndarray, proba: np.ndarray, mode: str) -> np.ndarray
 OFFSET_GRID = np.round(np.linspace(-3, 3, 25), 3)
 
 
+def log_scores(proba: np.ndarray) -> np.ndarray:
+    """The scale class offsets are added on, when chosen and when applied."""
+    return np.log(np.clip(proba, 1e-12, 1))
+
+
 def class_offsets(y: np.ndarray, proba: np.ndarray, passes: int = 2) -> np.ndarray:
     """Offsets added to the log scores before the argmax, chosen to maximise macro-F1 by coordinate ascent from
     zero: a rare class the scores under-predict gets a boost. An offset moves only if macro-F1 rises, so scores
     that are already balanced keep zeros. y one-hot [N, C]."""
-    gold, logp = y.argmax(1), np.log(np.clip(proba, 1e-12, 1))
+    gold, logp = y.argmax(1), log_scores(proba)
     classes = np.arange(y.shape[1])
 
     def macro_f1(offsets: np.ndarray) -> float:

@@ -71,6 +71,16 @@ class ValidationScored(L.LightningModule):
         self.log(MONITOR, self.score(labels.cpu().numpy(), proba.float().cpu().numpy()), prog_bar=True)
 
 
+def param_groups(net: torch.nn.Module, lr: float, text_lr: float) -> list[dict]:
+    """Optimiser groups: the net's own layers at `lr`, its fine-tuned text-encoder layers (`net.text_top`, if
+    any) at `text_lr`."""
+    head = [p for n, p in net.named_parameters() if not n.startswith("text_top.")]
+    groups = [{"params": head, "lr": lr}]
+    if net.text_top is not None:
+        groups.append({"params": list(net.text_top.parameters()), "lr": text_lr})
+    return groups
+
+
 def seed_everything(seed: int) -> None:
     """Python, numpy and torch RNGs at once: call before building a model so its initial weights repeat."""
     L.seed_everything(seed, workers=True, verbose=False)
