@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from test_serve import FakeModel
 
+from memecat.data.meme import Meme
 from memecat.data.readers import read_dataset
 from memecat.serve import create_app
 from memecat.tasks import default_data_root
@@ -30,11 +31,16 @@ DEV_SET = "semeval2021-task6/dev_set_task3_labeled/dev_set_task3_labeled.txt"
 
 
 @pytest.fixture
-def server_url() -> Iterator[str]:
+def served_model() -> FakeModel:
+    return FakeModel()
+
+
+@pytest.fixture
+def server_url(served_model: FakeModel) -> Iterator[str]:
     # Bind first and hand uvicorn the socket: no race for a "free" port.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(FakeModel()), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(served_model), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -48,7 +54,19 @@ def server_url() -> Iterator[str]:
     sock.close()
 
 
-def test_page_shows_categories_and_heat_map(server_url: str, tmp_path: Path) -> None:
+def detected_labels(page) -> list[str]:
+    names = page.locator(".bar.detected .bar-name").all_inner_texts()
+    return sorted(name.replace("detected", "").strip() for name in names)
+
+
+def analyse(page) -> None:
+    """Submit the form and wait for the page to show the answer (result or error)."""
+    with page.expect_response("**/v1/predict"):
+        page.click("#submit")
+    page.wait_for_function("!document.getElementById('submit').disabled")
+
+
+def test_page_shows_categories_and_heat_map(server_url: str, served_model: FakeModel, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} missing: run scripts/install-browser.sh")
@@ -77,14 +95,49 @@ def test_page_shows_categories_and_heat_map(server_url: str, tmp_path: Path) -> 
             page.click("#submit")
             page.wait_for_selector(".bar.detected")
             assert page.is_hidden("#error")
-            detected = page.locator(".bar.detected .bar-name").all_inner_texts()
-            assert sorted(name.replace("detected", "").strip() for name in detected) == sorted(expected)
+            assert detected_labels(page) == sorted(expected)
             assert page.locator(".bar").count() == 22
             assert page.is_visible("#legend")  # the heat map is drawn over the image
             assert page.evaluate("document.getElementById('canvas').width") > 100
+            assert page.is_hidden("#modality")
 
             shot = tmp_path / "page.png"
             page.screenshot(path=str(shot), full_page=True)
+            assert served_model.seen[-1] is not None  # the image went along
+
+            # Text only: remove the image and analyse again. Another text, so other labels, proves a new answer.
+            text = "they lie always, wake up"
+            text_only = FakeModel().predict([Meme(id="upload", text=text, image_path=None)])[0]["labels"]
+            assert text_only and sorted(text_only) != sorted(expected)
+            page.click("#clear-image")
+            assert page.is_hidden("#preview") and page.is_hidden("#clear-image")
+            page.fill("#text", text)
+            analyse(page)
+            assert page.is_hidden("#error")
+            assert served_model.seen[-1] is None  # sent without an image
+            assert detected_labels(page) == sorted(text_only)
+            assert "from the text alone" in page.inner_text("#modality")
+            assert page.is_hidden("#canvas-wrap") and page.is_hidden("#legend")  # no heat map without an image
+            assert page.is_visible("#tokens-block")
+
+            # Image only: the image back, the text emptied.
+            page.set_input_files("#image", str(meme.image_path))
+            page.fill("#text", "")
+            analyse(page)
+            assert page.is_hidden("#error")
+            assert served_model.seen[-1] is not None
+            image_only = FakeModel().predict([Meme(id="x", text="", image_path=None)])[0]["labels"]
+            assert sorted(image_only) != sorted(text_only)
+            assert detected_labels(page) == sorted(image_only)
+            assert "from the image alone" in page.inner_text("#modality")
+            page.wait_for_selector("#legend:not([hidden])")  # drawn once the chosen image has loaded
+
+            # Neither: the page says what to give instead of sending nothing.
+            page.click("#clear-image")
+            calls = len(served_model.seen)
+            page.click("#submit")
+            assert "or both" in page.wait_for_selector("#error:not([hidden])").inner_text()
+            assert len(served_model.seen) == calls
         finally:
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

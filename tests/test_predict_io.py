@@ -31,20 +31,42 @@ def test_one_meme_from_image_and_text(tmp_path: Path) -> None:
     assert (meme.id, meme.text, meme.image_path) == ("cat", "hello", folder / "cat.png")
 
 
+def test_text_alone_is_a_text_only_meme() -> None:
+    [meme] = collect_inputs(text="WAKE UP sheeple")
+    assert (meme.text, meme.image_path) == ("WAKE UP sheeple", None)
+
+
+@pytest.mark.parametrize("text", [None, "", "  \n "])
+def test_image_alone_or_with_empty_text_is_an_image_only_meme(tmp_path: Path, text: str | None) -> None:
+    folder = image_folder(tmp_path, "cat.png")
+    [meme] = collect_inputs(image=folder / "cat.png", text=text)
+    assert (meme.id, meme.text, meme.image_path) == ("cat", "", folder / "cat.png")
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"image": "nowhere.png", "text": "hi"}, "nowhere.png: image file not found"),
-    ({"text": "hi"}, "give both --image"),
+    ({"image": "nowhere.png"}, "nowhere.png: image file not found"),
+    ({}, "give --text TEXT and/or --image FILE"),
+    ({"text": "  "}, "--text is empty and no --image is given"),
     ({"image": "x.png", "text": "hi", "input_path": "d.json"}, "not both"),
+    ({"text": "hi", "input_path": "d.json"}, "not both"),
 ])
 def test_bad_command_line_inputs(kwargs: dict, message: str) -> None:
-    with pytest.raises(MemecatError, match=message):
+    with pytest.raises(MemecatError, match=message) as info:
         collect_inputs(**kwargs)
+    assert "\n" not in str(info.value)
 
 
-def test_empty_text_is_refused(tmp_path: Path) -> None:
+def test_text_only_and_image_only_memes_are_predicted(tmp_path: Path) -> None:
     folder = image_folder(tmp_path, "cat.png")
-    with pytest.raises(DataError, match="text is empty"):
-        collect_inputs(image=folder / "cat.png", text="  ")
+    model = FakeModel()
+    memes = collect_inputs(text="they lie always") + collect_inputs(image=folder / "cat.png")
+    records, failures = predict_safely(model, memes, explain=True, progress=False)
+    assert failures == 0 and [r["id"] for r in records] == ["meme", "cat"]
+    assert all(len(r["scores"]) == 22 and "error" not in r for r in records)
+    assert model.seen == [None, folder / "cat.png"]  # the text-only meme reached the model without an image
+    # The same text with or without an image: the (text-driven) fake model scores it the same.
+    assert records[0]["labels"] == FakeModel().predict([memes[0]])[0]["labels"]
 
 
 def test_dataset_file(tmp_path: Path) -> None:
@@ -53,6 +75,23 @@ def test_dataset_file(tmp_path: Path) -> None:
     dataset.write_text(json.dumps({"id": "m1", "text": "hi", "image": "a.png"}) + "\n")
     [meme] = collect_inputs(input_path=dataset)
     assert meme.id == "m1" and meme.image_path == folder / "a.png"
+
+
+def test_dataset_with_image_only_and_text_only_records_is_predicted_whole(tmp_path: Path) -> None:
+    # One record with empty text used to make predict refuse the whole file.
+    folder = image_folder(tmp_path, "a.png", "b.png")
+    dataset = folder / "data.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "both", "text": "hi", "image": "a.png"},
+        {"id": "image-only", "text": "", "image": "b.png"},
+        {"id": "text-only", "text": "no picture here"},
+    ]))
+    memes = collect_inputs(input_path=dataset)
+    assert [(m.id, m.text, m.image_path) for m in memes] == [
+        ("both", "hi", folder / "a.png"), ("image-only", "", folder / "b.png"), ("text-only", "no picture here", None)]
+    records, failures = predict_safely(FakeModel(), memes, explain=True, progress=False)
+    assert failures == 0 and [r["id"] for r in records] == ["both", "image-only", "text-only"]
+    assert all(len(r["scores"]) == 22 for r in records)
 
 
 @pytest.mark.parametrize("name, content", [
@@ -69,12 +108,47 @@ def test_folder_with_sidecar(tmp_path: Path, name: str, content: str) -> None:
     assert [(m.id, m.text, m.image_path.name) for m in memes] == [("a", "first", "a.png"), ("b", "second", "b.png")]
 
 
+@pytest.mark.parametrize("name, content", [
+    ("texts.json", json.dumps({"a.png": "first"})),  # b.png not named
+    ("texts.json", json.dumps({"a.png": "first", "b.png": ""})),
+    ("texts.json", json.dumps({"a.png": "first", "b.png": None})),
+    ("texts.json", json.dumps([{"image": "a.png", "text": "first"}, {"image": "b.png"}])),
+    ("texts.jsonl", '{"image": "a.png", "text": "first"}\n{"image": "b.png", "text": "   "}\n'),
+    ("texts.csv", "image,text\na.png,first\nb.png,\n"),
+])
+def test_folder_image_without_text_is_image_only(tmp_path: Path, name: str, content: str) -> None:
+    folder = image_folder(tmp_path, "a.png", "b.png")
+    (folder / name).write_text(content)
+    (folder / "._b.png").write_bytes(b"macOS resource fork, not an image")  # hidden: skipped
+    memes = collect_inputs(input_path=folder)
+    assert [(m.id, m.text, m.image_path) for m in memes] == [("a", "first", folder / "a.png"),
+                                                               ("b", "", folder / "b.png")]
+    records, failures = predict_safely(FakeModel(), memes, progress=False)
+    assert failures == 0 and [r["id"] for r in records] == ["a", "b"]
+
+
+def test_folder_with_an_empty_sidecar_predicts_every_image_without_text(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "b.png", "a.jpg")
+    (folder / "texts.json").write_text("{}")
+    memes = collect_inputs(input_path=folder)
+    assert [(m.id, m.text) for m in memes] == [("a", ""), ("b", "")]
+
+
+def test_folder_without_images_is_refused(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path)
+    (folder / "texts.json").write_text("{}")
+    with pytest.raises(DataError, match="no images to predict") as info:
+        collect_inputs(input_path=folder)
+    assert str(folder) in str(info.value)
+
+
 @pytest.mark.parametrize("files, message", [
     ({}, "no text file in the folder"),
     ({"one.json": "{}", "two.csv": "image,text\n"}, "several text files \\(one.json, two.csv\\)"),
-    ({"texts.json": json.dumps({"a.png": "only a"})}, "image 'b.png' has no text"),
     ({"texts.json": json.dumps({"a.png": "x", "b.png": "y", "c.png": "z"})}, "image 'c.png' not found"),
-    ({"texts.json": json.dumps({"a.png": "", "b.png": "y"})}, "image 'a.png' has no text"),
+    ({"texts.json": json.dumps({"a.png": 5, "b.png": "y"})}, "image 'a.png': text must be a string, got int"),
+    ({"texts.json": json.dumps({"a.png": "x", "a.gif": "y"}), "a.gif": ""}, "two images share the id 'a'"),
+    ({"texts.json": json.dumps({"a.png": "x"}), "b.webp": ""}, "two images share the id 'b'"),  # b.png unnamed
     ({"texts.json": "[1, 2]"}, "record 1 has no 'image' field"),
     ({"texts.json": "{broken"}, "malformed JSON"),
     ({"texts.csv": "name,caption\n"}, "CSV header lacks column\\(s\\) image, text"),

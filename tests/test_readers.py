@@ -33,7 +33,7 @@ def test_csv_with_semicolon_and_json_labels(tmp_path):
     ('{"id": "1", "text": "a"}\n{oops}\n', ".jsonl", "malformed JSON on line 2"),
     ('[{"text": "a"}]', ".json", "no 'id'"),
     ('[{"id": "7"}]', ".json", "[id 7]: record has no 'text'"),
-    ('[{"id": "7", "text": "   "}]', ".json", "text is empty"),
+    ('[{"id": "7", "text": "   "}]', ".json", "[id 7]: meme has neither text nor image"),
     ('[{"id": "1", "text": "a"}, {"id": "1", "text": "b"}]', ".json", "duplicate id"),
     ('[{"id": "1", "text": "a", "labels": [3]}]', ".json", "list of strings"),
 ])
@@ -43,6 +43,13 @@ def test_bad_records_name_file_record_and_problem(tmp_path, content, suffix, pro
     with pytest.raises(DataError) as err:
         read_dataset(path)
     assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_an_image_only_meme_is_read_not_refused(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "d.jsonl").write_text(json.dumps({"id": "1", "text": "", "image": "a.png"}) + "\n")
+    [meme] = read_dataset(tmp_path / "d.jsonl")
+    assert meme.text == "" and meme.image_path == tmp_path / "a.png"
 
 
 def test_scan_lists_every_problem(tmp_path):

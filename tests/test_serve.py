@@ -99,6 +99,36 @@ def test_predict_happy_path(client: TestClient, model: FakeModel) -> None:
     assert model.seen[-1] is not None and not model.seen[-1].exists()
 
 
+def test_text_without_image_is_a_text_only_meme(client: TestClient, model: FakeModel) -> None:
+    response = post(client, image=None, text="they lie\r\nalways")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == "upload" and list(body["scores"]) == list(get_task("semeval-t6").labels)
+    assert model.seen == [None]  # the model was asked without an image, not with some stand-in file
+    expected = FakeModel().predict([Meme(id="upload", text="they lie\nalways", image_path=None)], explain=True)[0]
+    assert (body["labels"], body["scores"]) == (expected["labels"], expected["scores"])
+
+
+@pytest.mark.parametrize("text", [None, "", "  \r\n "])
+def test_image_with_no_or_empty_text_is_an_image_only_meme(client: TestClient, model: FakeModel,
+                                                            text: str | None) -> None:
+    response = post(client, text=text)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == "meme" and len(body["scores"]) == 22
+    assert model.seen[-1] is not None and model.seen[-1].suffix == ".png"  # the upload was read
+    expected = FakeModel().predict([Meme(id="meme", text="", image_path=None)], explain=True)[0]
+    assert body["scores"] == expected["scores"]  # seeded by the text length: the model saw text ""
+
+
+def test_an_unchosen_file_input_counts_as_no_image(client: TestClient, model: FakeModel) -> None:
+    # A plain HTML form sends an empty file input as a part with filename="" and no bytes.
+    response = client.post("/v1/predict", files={"image": ("", b"", "application/octet-stream")},
+                           data={"text": "some text"})
+    assert response.status_code == 200, response.text
+    assert model.seen == [None]
+
+
 @pytest.mark.parametrize("kind", ["JPEG", "GIF", "WEBP", "BMP"])
 def test_predict_accepts_other_types(client: TestClient, kind: str) -> None:
     buffer = io.BytesIO()
@@ -149,10 +179,11 @@ def test_disallowed_image_type_is_415(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("image, text, expected", [
-    (None, "some text", "file field 'image'"),
-    (png_bytes(), None, "missing form field 'text'"),
-    (png_bytes(), "   ", "text is empty"),
+    (None, None, "or both; got neither"),
+    (None, "", "or both; got neither"),
+    (None, " \r\n ", "or both; got neither"),
     (png_bytes(), "x" * 101, "over the 100 limit"),
+    (None, "x" * 101, "over the 100 limit"),
     (b"", "some text", "image file is empty"),
     (png_bytes()[:60], "some text", "meme.png"),  # header intact, data cut off: corrupt
 ])
@@ -161,6 +192,13 @@ def test_bad_fields_are_422(client: TestClient, image: bytes | None, text: str |
     assert response.status_code == 422
     assert isinstance(response.json()["detail"], str)
     assert expected in response.json()["detail"]
+
+
+def test_misused_fields_are_422(client: TestClient) -> None:
+    response = client.post("/v1/predict", data={"image": "cat.png", "text": "hi"})
+    assert response.status_code == 422 and response.json()["detail"] == "'image' must be a file upload"
+    response = client.post("/v1/predict", files={"text": ("t.txt", b"hi", "text/plain")})
+    assert response.status_code == 422 and "'text' must be a plain form field" in response.json()["detail"]
 
 
 def test_healthz_and_labels(client: TestClient) -> None:
@@ -184,13 +222,15 @@ def test_single_label_model_has_class_offsets_not_thresholds() -> None:
 def test_openapi_docs_and_page(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert body["required"] == ["image", "text"]
+    assert "required" not in body and set(body["properties"]) == {"image", "text"}  # either may be left out
+    assert "text-only" in body["properties"]["image"]["description"]
     assert {"/healthz", "/v1/labels"} <= set(spec["paths"])
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text  # works offline: Swagger UI is served locally
     assert client.get("/swagger-ui/swagger-ui-bundle.js").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "memecat" in page.text
+    assert "leave the image out for a text-only" in " ".join(page.text.split())
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
 

@@ -17,6 +17,12 @@ data_root_option = click.option(
     help="Folder holding semeval2021-task6/ and harm-c/ (default: $MEMECAT_DATA or ../shared/data).")
 
 
+extra_data_option = click.option(
+    "--extra-data", "extra_data", multiple=True, default=None,
+    help="Extra training sources, comma-separated or repeated: semeval2024-task4, ptc (semeval-t6); harm-p "
+         "(harm-c tasks); none. Overrides the config's extra_data.")
+
+
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"memecat: error: {message}", err=True)
     sys.exit(code)
@@ -38,14 +44,34 @@ def cli() -> None:
     """Say which categories an internet meme belongs to (persuasion techniques, harmfulness)."""
 
 
-def build_model(task_name: str, model_name: str, config_path: Path | None, seed: int | None):
+def build_model(task_name: str, model_name: str, config_path: Path | None, seed: int | None,
+                extra_data: tuple[str, ...] | None = None):
+    """An unfitted model; `extra_data` (already parsed) overrides the config file's sources when given."""
     from memecat.config_io import load_config
     from memecat.models.registry import model_class
     from memecat.tasks import get_task
 
     task = get_task(task_name)
     cls = model_class(model_name)
-    return cls(task, load_config(cls.config_class, config_path, seed=seed))
+    return cls(task, load_config(cls.config_class, config_path, seed=seed, extra_data=extra_data))
+
+
+def _extra_sources(option: tuple[str, ...]) -> tuple[str, ...] | None:
+    """--extra-data values -> source names; None when the option was not given (the config decides)."""
+    from memecat.data.sources import parse_sources
+
+    return parse_sources(option) if option else None
+
+
+def _extra_memes(model, data_root) -> list:
+    from memecat.data.sources import load_sources
+    from memecat.tasks import resolve_data_root
+
+    if not model.config.extra_data:
+        return []
+    memes = load_sources(model.task.name, model.config.extra_data, resolve_data_root(data_root))
+    click.echo(f"extra training data: {len(memes)} memes from {', '.join(model.config.extra_data)}", err=True)
+    return memes
 
 
 def _print_scores(title: str, scores: dict) -> None:
@@ -60,16 +86,17 @@ def _print_scores(title: str, scores: dict) -> None:
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same data: same model).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML or JSON file of model options (see docs/configs).")
+@extra_data_option
 @data_root_option
-def train(task_name, model_name, out, seed, config_path, data_root) -> None:
+def train(task_name, model_name, out, seed, config_path, extra_data, data_root) -> None:
     """Train on the task's training split (its validation split for selection) and write a model folder."""
     from memecat.metrics import task_scores
     from memecat.models.ensemble import EnsembleModel
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
-    model = build_model(task_name, model_name, config_path, seed)
+    model = build_model(task_name, model_name, config_path, seed, _extra_sources(extra_data))
     task = model.task
-    train_memes = load_split(task, "train", data_root)
+    train_memes = load_split(task, "train", data_root) + _extra_memes(model, data_root)
     val_memes = load_split(task, VALIDATION_SPLIT[task.name], data_root)
     model.log_dir = out / "logs"
     started = time.perf_counter()
@@ -93,8 +120,9 @@ def train(task_name, model_name, out, seed, config_path, data_root) -> None:
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="Dataset file (JSON/JSONL/CSV/SemEval .txt) or a folder of images with a text sidecar.")
 @click.option("--split", default=None, help="A split of the model's task dataset instead of --input (e.g. test).")
-@click.option("--image", type=click.Path(path_type=Path), default=None, help="One meme image (with --text).")
-@click.option("--text", default=None, help="The text of the one meme given with --image.")
+@click.option("--image", type=click.Path(path_type=Path), default=None,
+              help="One meme's image; alone (or with empty --text) an image-only meme.")
+@click.option("--text", default=None, help="One meme's text; alone (no --image) a text-only meme.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("-"), help="Output file, or - for stdout.")
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]), default=None,
               help="Output format (default: from --out's suffix; JSON is the organisers' format).")
@@ -108,9 +136,9 @@ def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_
     from memecat.tasks import load_split
 
     output_format(out, fmt)
-    chosen = [x is not None for x in (input_path, split, image)]
+    chosen = [input_path is not None, split is not None, image is not None or text is not None]
     if sum(chosen) != 1:
-        raise MemecatError("give exactly one of --input, --split, or --image with --text")
+        raise MemecatError("give exactly one of --input, --split, or one meme's --image and/or --text")
     if explain and (fmt == "csv" or str(out).endswith(".csv")):
         raise MemecatError("--explain needs JSON or JSONL output; CSV keeps only labels and scores")
     model = load_model(model_dir)
@@ -166,18 +194,23 @@ def evaluate(task_name, pred_path, gold_path, as_json, report_dir, report_format
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one CV run each.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@extra_data_option
 @data_root_option
-def cv(task_name, model_name, folds, seeds, config_path, as_json, data_root) -> None:
-    """K-fold cross-validation over train+validation (the test split is never used)."""
+def cv(task_name, model_name, folds, seeds, config_path, as_json, extra_data, data_root) -> None:
+    """K-fold cross-validation over train+validation (the test split is never used); extra sources join every
+    training fold and are never scored."""
     from memecat.evaluation import cross_validate, summarise
-    from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
+    from memecat.tasks import VALIDATION_SPLIT, load_split
 
-    task = get_task(task_name)
+    sources = _extra_sources(extra_data)
+    probe = build_model(task_name, model_name, config_path, 0, sources)
+    task = probe.task
     memes = load_split(task, "train", data_root) + load_split(task, VALIDATION_SPLIT[task.name], data_root)
+    extra = _extra_memes(probe, data_root)
     per_seed = []
     for seed in [int(s) for s in seeds.split(",")]:
-        result = cross_validate(task, lambda s: build_model(task_name, model_name, config_path, s), memes,
-                                folds=folds, seed=seed)
+        result = cross_validate(task, lambda s: build_model(task_name, model_name, config_path, s, sources), memes,
+                                folds=folds, seed=seed, extra=extra)
         per_seed.append(result["mean"])
         if not as_json:
             _print_scores(f"seed {seed} ({folds}-fold mean)", result["mean"])
@@ -195,6 +228,9 @@ def cv(task_name, model_name, folds, seeds, config_path, as_json, data_root) -> 
 # ensemble's 0.519/0.178; harm-c-2 macro-F1 0.758 against 0.715; harm-c-3 0.544 against 0.493).
 BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-3": "linear-probe",
               "harm-c-target": "linear-probe"}
+# The extra sources `memecat run` adds per task when neither --model nor --config is given: those that won in
+# 5-fold CV (docs/results.md).
+BEST_EXTRA_DATA: dict[str, tuple[str, ...]] = {"semeval-t6": (), "harm-c-2": (), "harm-c-3": (), "harm-c-target": ()}
 
 
 @cli.command()
@@ -206,8 +242,9 @@ BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="After scoring the validation split, refit on train+validation for the saved model and the "
                    "test predictions.")
+@extra_data_option
 @data_root_option
-def run(task_name, model_name, out, seed, config_path, refit, data_root) -> None:
+def run(task_name, model_name, out, seed, config_path, refit, extra_data, data_root) -> None:
     """The main job: train on the training split, score the validation split, then (with --refit) train again
     on both and predict the test split."""
     from memecat.metrics import per_label_table, task_scores
@@ -215,31 +252,36 @@ def run(task_name, model_name, out, seed, config_path, refit, data_root) -> None
     from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
 
     task = get_task(task_name)
-    model_name = model_name or BEST_MODEL[task.name]
-    model = build_model(task_name, model_name, config_path, seed)
+    sources = _extra_sources(extra_data)
+    if model_name is None:  # the task's best recipe by CV, extra sources included unless --extra-data says
+        model_name = BEST_MODEL[task.name]
+        sources = BEST_EXTRA_DATA[task.name] if sources is None and config_path is None else sources
+    model = build_model(task_name, model_name, config_path, seed, sources)
     val_split = VALIDATION_SPLIT[task.name]
+    extra = _extra_memes(model, data_root)
     train_memes = load_split(task, "train", data_root)
     val_memes = load_split(task, val_split, data_root)
     test_memes = load_split(task, "test", data_root)
     model.log_dir = out / "logs"
     started = time.perf_counter()
     # Validation memes stay unseen (the model carves its own selection sets from train) so its score is honest.
-    model.fit(train_memes, None)
+    model.fit(train_memes + extra, None)
     seconds = time.perf_counter() - started
     gold = task.encode(val_memes)
     write_predictions(model.predict(val_memes), out / f"{val_split}_predictions.json")
     decided = model.decide(model.predict_proba(val_memes))
     scores = task_scores(task, gold, decided)
-    click.echo(f"\n{task.name} · {model_name} · trained on {len(train_memes)} memes in {seconds:.0f}s")
+    with_extra = f" + {len(extra)} extra" if extra else ""
+    click.echo(f"\n{task.name} · {model_name} · trained on {len(train_memes)}{with_extra} memes in {seconds:.0f}s")
     click.echo(f"{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
     for row in per_label_table(gold, decided, task.labels):
         click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
                    f"{row['support']:5d}")
     _print_scores(f"\n{val_split} ({len(val_memes)} memes)", scores)
     if refit:  # the scored model has done its job; the shipped one learns from every labelled meme
-        model = build_model(task_name, model_name, config_path, seed)
+        model = build_model(task_name, model_name, config_path, seed, sources)
         model.log_dir = out / "logs-refit"
-        model.fit(train_memes + val_memes, None)
+        model.fit(train_memes + val_memes + extra, None)
         click.echo(f"refit on train+{val_split} ({len(train_memes) + len(val_memes)} memes)")
     model.save_pretrained(out / "model")
     write_predictions(model.predict(test_memes), out / "test_predictions.json")

@@ -72,20 +72,24 @@ def fold_splits(task: Task, memes: list[Meme], folds: int, seed: int) -> list[tu
 
 
 def cross_validate(task: Task, build: Callable[[int], MemeModel], memes: list[Meme], folds: int = 5,
-                   seed: int = 0) -> dict:
-    """Train on K-1 folds, score the held-out fold; returns per-fold scores, mean and std (multi-label
-    tasks also get `label_auc`, the ranking quality no threshold affects)."""
+                   seed: int = 0, extra: list[Meme] | None = None) -> dict:
+    """Train on K-1 folds (plus every `extra` meme), score the held-out fold. Returns per-fold scores ("runs"),
+    their mean and std (multi-label tasks also get `label_auc`, the ranking quality no threshold affects), and
+    every meme's out-of-fold scores and decisions ("oof_proba", "oof_pred", rows in the order of `memes`)."""
     per_fold = []
     y = task.encode(memes)
+    oof_proba = np.zeros_like(y, dtype=np.float32)
+    oof_pred = np.zeros_like(y, dtype=np.int64)
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
         model = build(seed * 100 + k)
-        model.fit([memes[i] for i in train_idx], None)
+        model.fit([memes[i] for i in train_idx] + (extra or []), None)
         held_out = [memes[i] for i in test_idx]
-        proba = model.predict_proba(held_out)
-        per_fold.append(task_scores(task, y[test_idx], model.decide(proba)))
+        oof_proba[test_idx] = model.predict_proba(held_out)
+        oof_pred[test_idx] = model.decide(oof_proba[test_idx])
+        per_fold.append(task_scores(task, y[test_idx], oof_pred[test_idx]))
         if task.multi_label:
-            per_fold[-1]["label_auc"] = mean_label_auc(y[test_idx], proba)
-    return summarise(per_fold)
+            per_fold[-1]["label_auc"] = mean_label_auc(y[test_idx], oof_proba[test_idx])
+    return {**summarise(per_fold), "oof_proba": oof_proba, "oof_pred": oof_pred}
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -65,8 +65,6 @@ def _fits_image(entry: dict[str, torch.Tensor] | None, dim: int) -> bool:
 
 
 def _read_image(meme: Meme) -> bytes:
-    if meme.image_path is None:
-        raise DataError(None, "meme has no image", record_id=meme.id)
     try:
         return meme.image_path.read_bytes()
     except OSError as exc:
@@ -82,11 +80,14 @@ def image_features(
     batch_size: int = 32,
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """{"grid": float32 [N, 49, d], "pooled": float32 [N, d]} in the order of `memes`; only misses are encoded."""
+    """{"grid": float32 [N, 49, d], "pooled": float32 [N, d], "present": bool [N]} in the order of `memes`;
+    only misses are encoded. A meme without an image gets zeros and `present` False."""
     encoder.fingerprint()  # hash the weights once, here, not in every worker
     run = frozen_runner(encoder)
-    grid = torch.empty(len(memes), GRID_TOKENS, encoder.dim)
-    pooled = torch.empty(len(memes), encoder.dim)
+    grid = torch.zeros(len(memes), GRID_TOKENS, encoder.dim)
+    pooled = torch.zeros(len(memes), encoder.dim)
+    present = torch.tensor([meme.image_path is not None for meme in memes], dtype=torch.bool)
+    with_image = [index for index, meme in enumerate(memes) if meme.image_path is not None]
 
     def load(index: int) -> _Loaded:
         meme = memes[index]
@@ -105,8 +106,8 @@ def image_features(
         grid[index] = entry["grid"]
         pooled[index] = entry["pooled"]
 
-    with ThreadPoolExecutor(_DECODE_WORKERS) as pool, _progress(len(memes), encoder.name, progress) as bar:
-        for chunk in _prefetched(pool, load, range(len(memes)), batch_size):
+    with ThreadPoolExecutor(_DECODE_WORKERS) as pool, _progress(len(with_image), encoder.name, progress) as bar:
+        for chunk in _prefetched(pool, load, with_image, batch_size):
             misses = [item for item in chunk if item.entry is None]
             if misses:
                 features = run(torch.stack([item.pixels for item in misses]))
@@ -116,7 +117,7 @@ def image_features(
             for item in chunk:
                 store(item.index, item.entry)
             bar.update(len(chunk))
-    return {"grid": grid, "pooled": pooled}
+    return {"grid": grid, "pooled": pooled, "present": present}
 
 
 def _fits_text(entry: dict[str, torch.Tensor] | None, dim: int) -> bool:

@@ -32,22 +32,34 @@ OUTPUT_FORMATS = ("json", "jsonl", "csv")
 # --- inputs ---------------------------------------------------------------------------------------
 def collect_inputs(*, image: str | Path | None = None, text: str | None = None,
                    input_path: str | Path | None = None) -> list[Meme]:
-    """Memes to predict: one from `image` + `text`, or all of a dataset file or an image folder."""
+    """Memes to predict: one from `image` and/or `text`, or all of a dataset file or an image folder.
+
+    One meme needs text, an image or both: `text` alone is a text-only meme, `image` alone (or with empty
+    text) an image-only one.
+    """
     if input_path is not None:
         if image is not None or text is not None:
-            raise MemecatError("give either an input file/folder or --image with --text, not both")
+            raise MemecatError("give either an input file/folder or --image/--text, not both")
         path = Path(input_path)
         if path.is_dir():
             return _folder_memes(path)
         return read_dataset(path)
-    if image is None or text is None:
-        raise MemecatError("name an input file/folder, or give both --image FILE and --text TEXT")
+    text = _plain_text(text)
+    if image is None:
+        if text is None:
+            raise MemecatError("name an input file/folder, or give --text TEXT and/or --image FILE")
+        if not text:
+            raise MemecatError("--text is empty and no --image is given: a meme needs text, an image or both")
+        return [Meme(id="meme", text=text, image_path=None)]
     image = Path(image)
     if not image.is_file():
         raise DataError(image, "image file not found")
-    if not text.strip():
-        raise DataError(image, "text is empty")
-    return [Meme(id=image.stem, text=text, image_path=image)]
+    return [Meme(id=image.stem, text=text or "", image_path=image)]
+
+
+def _plain_text(text: str | None) -> str | None:
+    """Whitespace-only text is no text: an image-only meme's text is ""."""
+    return text if text is None or text.strip() else ""
 
 
 def _find_sidecar(folder: Path) -> Path:
@@ -66,7 +78,7 @@ def _find_sidecar(folder: Path) -> Path:
 
 
 def _sidecar_records(path: Path) -> list[tuple[str, Any]]:
-    """(image name, text) pairs in file order; the text is checked later."""
+    """(image name, text) pairs in file order; the text (None when the record has none) is checked later."""
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -105,28 +117,36 @@ def _sidecar_records(path: Path) -> list[tuple[str, Any]]:
 
 
 def _folder_memes(folder: Path) -> list[Meme]:
+    """The sidecar's images in its order, then the folder's other images (sorted by name) as image-only memes.
+
+    An image the sidecar gives no or empty text is image-only too; a named image that is not there, text that
+    is not a string, or two images with one id are errors.
+    """
     sidecar = _find_sidecar(folder)
     memes: list[Meme] = []
-    named: set[str] = set()
+    named: set[Path] = set()  # resolved, so `./a.png` in the sidecar is a.png
     ids: set[str] = set()
+
+    def add(image: Path, text: str) -> None:
+        if image.stem in ids:
+            raise DataError(sidecar, f"two images share the id {image.stem!r} (file name without suffix)")
+        named.add(image.resolve())
+        ids.add(image.stem)
+        memes.append(Meme(id=image.stem, text=text, image_path=image))
+
     for name, text in _sidecar_records(sidecar):
         image = folder / name
         if not image.is_file():
             raise DataError(sidecar, f"image {name!r} not found in {folder}")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(sidecar, f"image {name!r} has no text")
-        if image.stem in ids:
-            raise DataError(sidecar, f"two images share the id {image.stem!r} (file name without suffix)")
-        named.add(image.name)
-        ids.add(image.stem)
-        memes.append(Meme(id=image.stem, text=text, image_path=image))
-    unnamed = sorted(p.name for p in folder.iterdir()
-                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.name not in named)
-    if unnamed:
-        more = f" (and {len(unnamed) - 1} more)" if len(unnamed) > 1 else ""
-        raise DataError(sidecar, f"image {unnamed[0]!r}{more} has no text")
+        if text is not None and not isinstance(text, str):
+            raise DataError(sidecar, f"image {name!r}: text must be a string, got {type(text).__name__}")
+        add(image, _plain_text(text) or "")
+    # Hidden files are skipped: macOS leaves `._name.png` companions that are not images.
+    for image in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                        and not p.name.startswith(".") and p.resolve() not in named):
+        add(image, "")
     if not memes:
-        raise DataError(sidecar, "names no images")
+        raise DataError(folder, f"no images to predict ({sidecar.name} names none and the folder holds none)")
     return memes
 
 

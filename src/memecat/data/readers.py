@@ -84,10 +84,10 @@ def _to_meme(path: Path, position: int, row: Any) -> Meme:
     text = row["text"]
     if not isinstance(text, str):
         raise DataError(path, f"'text' must be a string, got {type(text).__name__}", meme_id)
-    if not text.strip():
-        raise DataError(path, "text is empty", meme_id)
     image = row.get("image") or row.get("img")
     image_path = resolve_image(path.parent, str(image)) if image else None
+    if not text.strip() and image_path is None:  # an image-only meme is fine; a meme of nothing is not
+        raise DataError(path, "meme has neither text nor image", meme_id)
     labels = row.get("labels")
     if labels is not None:
         if isinstance(labels, str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +35,10 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
+    # Extra training sources (memecat.data.sources) added to the task's own memes, and each source's sample
+    # weight relative to an own meme (1.0 when not named). Never scored: held-out figures are the task's own.
+    extra_data: tuple[str, ...] = ()
+    source_weights: dict[str, float] = {}
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -57,6 +62,14 @@ class MemeModel:
         # scores plus per-class offsets (zeros unless the model chose some on held-out memes).
         self.thresholds = np.full(task.num_labels, 0.5, dtype=np.float32)
         self.class_offsets = np.zeros(task.num_labels, dtype=np.float32)
+        self.training_data: dict[str, int] = {}  # memes learnt from, per source ("own": the task's data)
+
+    def sample_weights(self, memes: list[Meme]) -> np.ndarray:
+        """Per meme: 1 for the task's own, the config's weight for an extra source's; records the counts."""
+        counts = Counter(m.source or "own" for m in memes)
+        self.training_data = dict(sorted(counts.items(), key=lambda kv: (kv[0] != "own", kv[0])))
+        weights = self.config.source_weights
+        return np.array([1.0 if m.source is None else weights.get(m.source, 1.0) for m in memes], dtype=np.float32)
 
     # --- the verbs -------------------------------------------------------------------------
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MemeModel:
@@ -118,6 +131,7 @@ class MemeModel:
             "thresholds": [float(t) for t in self.thresholds],
             **({} if self.task.multi_label else {"class_offsets": [float(o) for o in self.class_offsets]}),
             "config": self.config.model_dump(mode="json"),
+            "training_data": self.training_data,
             **self.extra_metadata(),
         })
         return directory
@@ -169,6 +183,7 @@ def load_model(directory: str | Path) -> MemeModel:
     model = cls._from_metadata(task, config, meta, directory)
     model.thresholds = np.asarray(meta.get("thresholds", model.thresholds), dtype=np.float32)
     model.class_offsets = np.asarray(meta.get("class_offsets", model.class_offsets), dtype=np.float32)
+    model.training_data = meta.get("training_data", {})
     weights = directory / WEIGHTS_FILE
     if weights.exists():
         try:

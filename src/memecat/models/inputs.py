@@ -5,6 +5,7 @@ Frozen encoders (and the frozen layers of a partly fine-tuned one) go through th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -40,17 +41,18 @@ def feature_cache() -> FeatureCache:
 
 def encode_inputs(memes: list[Meme], text_name: str, image_name: str, finetune_layers: int = 0,
                   texts: list[str] | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
-    """Tensors for `memes`: image grid and pooled vector; token states of the text encoder's frozen layers
+    """Tensors for `memes`: image grid, pooled vector and whether the meme has an image; token states of the text encoder's frozen layers
     (all of them unless the model fine-tunes the last `finetune_layers`).
 
     `texts` overrides the memes' own texts (SimRe writes prompts into them).
     """
     if texts is not None:
-        memes = [Meme(id=m.id, text=t, image_path=m.image_path, labels=m.labels) for m, t in zip(memes, texts)]
+        memes = [replace(m, text=t) for m, t in zip(memes, texts)]
     image = image_features(memes, image_encoder(image_name), feature_cache(), progress=progress)
     out = {
         "image_grid": torch.from_numpy(np.ascontiguousarray(image["grid"], dtype=np.float32)),
         "image_pooled": torch.from_numpy(np.ascontiguousarray(image["pooled"], dtype=np.float32)),
+        "image_present": image["present"],
     }
     text = text_features(memes, frozen_text_encoder(text_name, finetune_layers), feature_cache(),
                          progress=progress)

@@ -1,13 +1,14 @@
-"""Logistic regression on three views of a meme, their logits averaged (a product of experts).
+"""Logistic regression on four views of a meme, their logits averaged (a product of experts).
 
-- encoders: frozen pooled text and image features (MiniLM + EfficientNet-Lite0 by default), standardised;
+- text-encoder, image-encoder: frozen pooled text and image features (MiniLM, EfficientNet-Lite0 by default),
+  standardised; the image view reads only memes that have an image, and each meme averages the views it has;
 - char-ngrams: TF-IDF of the text's character 2-5-grams, which sees spelling, capitals and slogans that a
   sentence encoder smooths away;
 - word-ngrams: TF-IDF of its words and word pairs, which a word-level regression weighs differently.
 The n-gram views are hashed, so the model folder holds no vocabulary.
 
 Multi-label tasks get one binary classifier per label and view, and thresholds chosen on 5-fold
-out-of-fold predictions over everything `fit` is given (train+dev, never test).
+out-of-fold predictions of the task's own memes `fit` is given (train+dev, never test).
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ from memecat.models.base import MemeModel, ModelConfig
 from memecat.models.inputs import encode_inputs
 from memecat.models.thresholds import choose_thresholds
 
-VIEWS = ("encoders", "char-ngrams", "word-ngrams")
+VIEWS = ("text-encoder", "image-encoder", "char-ngrams", "word-ngrams")
+ENCODER_VIEWS = {"text-encoder": "text_pooled", "image-encoder": "image_pooled"}  # view -> encode_inputs key
 NGRAM_VIEWS = {"char-ngrams": ("char_wb", (2, 5)), "word-ngrams": ("word", (1, 2))}  # analyzer, n-gram range
+View = Literal["text-encoder", "image-encoder", "char-ngrams", "word-ngrams"]
 
 
 class LinearProbeConfig(ModelConfig):
     # Defaults chosen by 5-fold CV over SemEval train+dev (README "Results").
     text_encoder: str = "minilm-l6"
     image_encoder: str = "efficientnet-lite0"
-    views: tuple[Literal["encoders", "char-ngrams", "word-ngrams"], ...] = VIEWS
-    C: float = 0.003  # inverse regularisation of the encoder view
+    views: tuple[View, ...] = VIEWS
+    # The views that learn from extra sources' memes (None: every view); the others fit the task's own only.
+    extra_views: tuple[View, ...] | None = None
+    C: float = 0.003  # inverse regularisation of the encoder views
     ngram_C: float = 1.0  # ... and of the n-gram views
     ngram_features: int = 2**17  # hashed n-gram columns
     class_weight: Literal["balanced"] | None = "balanced"  # rare techniques weigh as much as frequent ones
@@ -55,27 +60,34 @@ class LinearProbe(MemeModel):
         return HashingVectorizer(analyzer=analyzer, ngram_range=ngram_range, n_features=self.config.ngram_features,
                                  alternate_sign=False, norm=None)
 
-    def raw_views(self, memes: list[Meme]) -> dict:
-        """Each view's features before the scaling that `fit` learns."""
-        out = {}
-        if "encoders" in self.config.views:
+    def raw_views(self, memes: list[Meme]) -> tuple[dict, dict[str, np.ndarray]]:
+        """Each view's features before the scaling that `fit` learns, and per view which memes it can read
+        (the image view only those with an image)."""
+        out, present = {}, {}
+        if set(ENCODER_VIEWS) & set(self.config.views):
             t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False)
-            out["encoders"] = torch.cat([t["text_pooled"], t["image_pooled"]], dim=1).numpy()
+            for view, key in ENCODER_VIEWS.items():
+                if view in self.config.views:
+                    out[view] = t[key].numpy()
+            if "image-encoder" in out:
+                present["image-encoder"] = t["image_present"].numpy()
         for view in NGRAM_VIEWS:
             if view in self.config.views:
                 out[view] = self.hasher(view).transform([m.text for m in memes])
-        return out
+        everyone = np.ones(len(memes), dtype=bool)
+        return out, {view: present.get(view, everyone) for view in out}
 
-    def fit_scaling(self, raw: dict) -> None:
-        if "encoders" in raw:
-            self.mean, self.std = raw["encoders"].mean(0), raw["encoders"].std(0) + 1e-6
-        self.idf = {view: TfidfTransformer(sublinear_tf=True).fit(raw[view]).idf_.astype(np.float32)
+    def fit_scaling(self, raw: dict, rows: dict[str, np.ndarray]) -> None:
+        self.mean, self.std = {}, {}
+        for view in ENCODER_VIEWS:
+            if view in raw:
+                x = raw[view][rows[view]]
+                self.mean[view], self.std[view] = x.mean(0), x.std(0) + 1e-6
+        self.idf = {view: TfidfTransformer(sublinear_tf=True).fit(raw[view][rows[view]]).idf_.astype(np.float32)
                     for view in NGRAM_VIEWS if view in raw}
 
     def scaled(self, raw: dict) -> dict:
-        out = {}
-        if "encoders" in raw:
-            out["encoders"] = (raw["encoders"] - self.mean) / self.std
+        out = {view: (raw[view] - self.mean[view]) / self.std[view] for view in self.mean}
         for view in self.idf:
             transformer = TfidfTransformer(sublinear_tf=True)
             transformer.idf_ = self.idf[view].astype(np.float64)
@@ -83,14 +95,15 @@ class LinearProbe(MemeModel):
         return out
 
     # --- per view: logistic regression -------------------------------------------------------
-    def _fit_weights(self, x, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_weights(self, x, y: np.ndarray, C: float, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients [L, D] and intercepts [L]."""
         cfg = self.config
         coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
         bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # labels or classes never seen stay off
+        sample_weight = None if np.all(weight == 1) else weight
         if not self.task.multi_label:
             clf = LogisticRegression(C=C, class_weight=cfg.class_weight, max_iter=2000)
-            clf.fit(x, y.argmax(1))
+            clf.fit(x, y.argmax(1), sample_weight=sample_weight)
             if len(clf.classes_) == 2:  # sklearn keeps one row for two classes: logit of the second vs 0
                 bias[clf.classes_[0]] = 0.0
                 coef[clf.classes_[1]], bias[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
@@ -101,55 +114,78 @@ class LinearProbe(MemeModel):
             if 0 < y[:, j].sum() < len(y):
                 # liblinear: several times faster than lbfgs on these small binary problems.
                 clf = LogisticRegression(C=C, class_weight=cfg.class_weight, solver="liblinear")
-                clf.fit(x, y[:, j])
+                clf.fit(x, y[:, j], sample_weight=sample_weight)
                 coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
         return coef, bias
 
     def _view_C(self, view: str) -> float:
         return self.config.ngram_C if view in NGRAM_VIEWS else self.config.C
 
-    def _fit_views(self, views: dict, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {view: self._fit_weights(x, y, self._view_C(view)) for view, x in views.items()}
+    def _fit_views(self, views: dict, rows: dict[str, np.ndarray], y: np.ndarray,
+                   weight: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {view: self._fit_weights(x[rows[view]], y[rows[view]], self._view_C(view), weight[rows[view]])
+                for view, x in views.items()}
 
-    def _proba(self, views: dict, weights: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """The views' logits averaged, then the link: a view that is sure moves the result more than under a
-        probability average (5-fold CV over SemEval seeds 0-4: label AUC 0.729 against 0.722, p = 0.008)."""
-        z = np.mean([np.asarray(x @ weights[view][0].T) + weights[view][1] for view, x in views.items()], axis=0)
+    def _proba(self, views: dict, present: dict[str, np.ndarray],
+               weights: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Per meme, the logits of the views that can read it averaged, then the link: a view that is sure
+        moves the result more than under a probability average (5-fold CV over SemEval seeds 0-4: label AUC
+        0.729 against 0.722, p = 0.008)."""
+        total, count = 0.0, 0.0
+        for view, x in views.items():
+            on = present[view].astype(np.float64)[:, None]
+            total = total + on * (np.asarray(x @ weights[view][0].T) + weights[view][1])
+            count = count + on
+        z = total / np.maximum(count, 1.0)
         return expit(z) if self.task.multi_label else softmax(z, axis=1)
 
     # --- the verbs ---------------------------------------------------------------------------
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LinearProbe:
         memes = train + (val or [])
-        raw = self.raw_views(memes)
+        raw, present = self.raw_views(memes)
         y = self.task.encode(memes)
-        if self.task.multi_label:  # thresholds from out-of-fold scores, the scaling refitted in each fold
-            oof = np.zeros_like(y, dtype=np.float64)
+        weight = self.sample_weights(memes)
+        own = np.array([m.source is None for m in memes])
+        learners = set(self.config.views if self.config.extra_views is None else self.config.extra_views)
+        rows = {view: present[view] & (own | (view in learners)) for view in raw}
+        if self.task.multi_label:
+            # Thresholds from out-of-fold scores of the task's own memes (extra memes train every fold, since
+            # their label frequencies are not the task's), the scaling refitted in each fold.
+            own_idx = np.flatnonzero(own) if own.any() else np.arange(len(memes))
+            oof = np.zeros((len(own_idx), y.shape[1]))
             folds = KFold(self.config.folds, shuffle=True, random_state=self.config.seed)
-            for tr, te in folds.split(y):
-                self.fit_scaling({v: x[tr] for v, x in raw.items()})
+            for tr, te in folds.split(own_idx):
+                fold_rows = {view: r.copy() for view, r in rows.items()}
+                for r in fold_rows.values():
+                    r[own_idx[te]] = False
+                self.fit_scaling(raw, fold_rows)
                 views = self.scaled(raw)
-                oof[te] = self._proba({v: x[te] for v, x in views.items()},
-                                      self._fit_views({v: x[tr] for v, x in views.items()}, y[tr]))
-            self.thresholds = choose_thresholds(y, oof, self.config.threshold_mode)
-        self.fit_scaling(raw)
-        self.weights = self._fit_views(self.scaled(raw), y)
+                held = own_idx[te]
+                oof[te] = self._proba({v: x[held] for v, x in views.items()}, {v: p[held] for v, p in present.items()},
+                                      self._fit_views(views, fold_rows, y, weight))
+            self.thresholds = choose_thresholds(y[own_idx], oof, self.config.threshold_mode)
+        self.fit_scaling(raw, rows)
+        self.weights = self._fit_views(self.scaled(raw), rows, y, weight)
         return self
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
-        return self._proba(self.scaled(self.raw_views(memes)), self.weights)
+        raw, present = self.raw_views(memes)
+        return self._proba(self.scaled(raw), present, self.weights)
 
     def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
         """Per label: each view's probability and the words of the text that pushed the label up most, as
         "tokens" like label-attention's. A word's push is the sum, over the n-gram views, of TF-IDF value x
         coefficient of the n-grams it is part of; an n-gram found in several words is shared evenly."""
-        views = self.scaled(self.raw_views(memes))
-        per_view = {view: self._proba({view: x}, self.weights) for view, x in views.items()}
+        raw, present = self.raw_views(memes)
+        views = self.scaled(raw)
+        per_view = {view: self._proba({view: x}, {view: present[view]}, self.weights) for view, x in views.items()}
         analyzers = {view: self.hasher(view).build_analyzer() for view in NGRAM_VIEWS if view in views}
         result = []
         for n, meme in enumerate(memes):
             rows = {view: views[view][n] for view in analyzers}
             tokens = self._word_pushes(meme.text, rows, analyzers, top_k) if analyzers else {}
-            result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()},
+            result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()
+                                             if present[v][n]},
                                    **({"tokens": tokens[label]} if tokens else {})}
                            for j, label in enumerate(self.task.labels)})
         return result
@@ -179,8 +215,8 @@ class LinearProbe(MemeModel):
         state = {}
         for view, (coef, bias) in self.weights.items():
             state[f"{view}.coef"], state[f"{view}.bias"] = coef, bias
-        if "encoders" in self.weights:
-            state["encoders.mean"], state["encoders.std"] = self.mean, self.std
+        for view in self.mean:
+            state[f"{view}.mean"], state[f"{view}.std"] = self.mean[view], self.std[view]
         for view, idf in self.idf.items():
             state[f"{view}.idf"] = idf
         return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
@@ -188,8 +224,9 @@ class LinearProbe(MemeModel):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         arrays = {k: v.numpy() for k, v in state.items()}
         self.weights = {view: (arrays[f"{view}.coef"], arrays[f"{view}.bias"]) for view in self.config.views}
-        if "encoders" in self.config.views:
-            self.mean, self.std = arrays["encoders.mean"], arrays["encoders.std"]
+        encoder_views = [view for view in ENCODER_VIEWS if view in self.config.views]
+        self.mean = {view: arrays[f"{view}.mean"] for view in encoder_views}
+        self.std = {view: arrays[f"{view}.std"] for view in encoder_views}
         self.idf = {view: arrays[f"{view}.idf"] for view in NGRAM_VIEWS if view in self.config.views}
 
 

@@ -1,4 +1,4 @@
-"""HTTP API for one loaded model: POST a meme image and its text, get categories, scores and explanation.
+"""HTTP API for one loaded model: POST a meme's image, its text or both, get categories, scores and explanation.
 
 Limits are enforced before work is done: the request body is capped while it streams in (never read
 unbounded into memory), the image type is judged by its bytes, and a corrupt image is refused with the
@@ -111,11 +111,14 @@ def _upload_spec(max_upload_bytes: int, max_text_chars: int) -> dict:
     """The multipart body, described for OpenAPI (the endpoint parses the form itself to bound it)."""
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object",
-        "required": ["image", "text"],
+        "description": "Send the image, the text or both: text alone is a text-only meme, an image with no or "
+                       "empty text an image-only one.",
         "properties": {
             "image": {"type": "string", "format": "binary",
-                      "description": f"JPEG, PNG, GIF, WebP or BMP, at most {max_upload_bytes:,} bytes"},
-            "text": {"type": "string", "maxLength": max_text_chars, "description": "the text on the meme"},
+                      "description": f"JPEG, PNG, GIF, WebP or BMP, at most {max_upload_bytes:,} bytes; "
+                                     "leave out for a text-only meme"},
+            "text": {"type": "string", "maxLength": max_text_chars,
+                     "description": "the text on the meme; leave out or empty for an image-only meme"},
         },
     }}}}}
 
@@ -139,7 +142,17 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
 
     lock = threading.Lock()
 
-    def run_model(data: bytes, kind: str, name: str, text: str) -> dict:
+    def predict_one(meme: Meme) -> dict:
+        try:
+            with lock:
+                record = model.predict([meme], explain=True)[0]
+        except DataError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {**_plain(record), "task": model.task.name, "model_type": model.model_type}
+
+    def run_model(data: bytes | None, kind: str | None, name: str, text: str) -> dict:
+        if data is None:  # a text-only meme
+            return predict_one(Meme(id=name, text=text, image_path=None))
         try:
             open_image(data, name=name)  # a corrupt image is the caller's problem, not the model's
         except DataError as exc:
@@ -148,37 +161,42 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            meme = Meme(id=PurePath(name).stem or "upload", text=text, image_path=Path(tmp))
-            with lock:
-                record = model.predict([meme], explain=True)[0]
-        except DataError as exc:
-            raise HTTPException(422, str(exc)) from None
+            return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image_path=Path(tmp)))
         finally:
             os.unlink(tmp)
-        return {**_plain(record), "task": model.task.name, "model_type": model.model_type}
 
     @app.post("/v1/predict", response_model=Prediction, summary="Categorise one meme",
               openapi_extra=_upload_spec(max_upload_bytes, max_text_chars),
               responses={400: {"model": Problem, "description": "malformed multipart body"},
                          413: {"model": Problem, "description": "image or request too large"},
                          415: {"model": Problem, "description": "not a JPEG, PNG, GIF, WebP or BMP image"},
-                         422: {"model": Problem, "description": "missing field, bad text or corrupt image"}})
+                         422: {"model": Problem,
+                               "description": "neither image nor text, a misused field, bad text or corrupt image"}})
     async def predict(request: Request) -> dict:
         async with request.form(max_files=1, max_fields=4, max_part_size=body_limit) as form:
             image, text = form.get("image"), form.get("text")
-            if not isinstance(image, UploadFile):
-                raise HTTPException(422, "send multipart/form-data with a file field 'image' and a field 'text'"
-                                    if image is None else "'image' must be a file upload")
-            if not isinstance(text, str):
-                raise HTTPException(422, "missing form field 'text' (the meme's text)"
-                                    if text is None else "'text' must be a plain form field, not a file")
-            text = text.replace("\r\n", "\n")  # browsers send form text with CRLF; the datasets use LF
+            if image == "":  # an empty plain field (curl -F image=) is no image
+                image = None
+            if image is not None and not isinstance(image, UploadFile):
+                raise HTTPException(422, "'image' must be a file upload")
+            if text is not None and not isinstance(text, str):
+                raise HTTPException(422, "'text' must be a plain form field, not a file")
+            text = (text or "").replace("\r\n", "\n")  # browsers send form text with CRLF; the datasets use LF
             if not text.strip():
-                raise HTTPException(422, "text is empty")
+                text = ""  # an image-only meme
             if len(text) > max_text_chars:
                 raise HTTPException(422, f"text is {len(text):,} characters, over the {max_text_chars:,} limit")
-            data = await image.read(max_upload_bytes + 1)
-            name = image.filename or "upload"
+            data, name = None, "upload"
+            if image is not None:
+                data = await image.read(max_upload_bytes + 1)
+                if not data and not image.filename:  # a form's file input left empty: no image chosen
+                    data = None
+                name = image.filename or name
+        if data is None:
+            if not text:
+                raise HTTPException(422, "send the meme's image (file field 'image'), its text (field 'text') "
+                                         "or both; got neither")
+            return await run_in_threadpool(run_model, None, None, name, text)
         if len(data) > max_upload_bytes:
             raise HTTPException(413, f"{name}: image over the {max_upload_bytes:,}-byte limit")
         if not data:

@@ -2,7 +2,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, result: null, labels: null, selected: null, maxUpload: null };
+// file: the chosen image file (null: none, a text-only meme); image: it decoded for drawing, once loaded.
+// resultFile: the file sent with the result shown, so a result is never drawn over another image.
+const state = { file: null, image: null, result: null, resultFile: null, labels: null, selected: null, maxUpload: null };
 
 // Turbo-like colour ramp, low -> high (same stops as the legend in style.css).
 const RAMP = [[48, 18, 59], [70, 134, 251], [27, 229, 181], [164, 252, 60], [251, 185, 56], [228, 70, 10], [122, 4, 3]];
@@ -50,25 +52,45 @@ function bold(text) {
 }
 
 // --- input ---------------------------------------------------------------------------------------
+const DROP_TEXT = $("drop-text") ? $("drop-text").innerHTML : "";
+
 function useFile(file) {
-  if (!file) return;
+  if (!file) return clearImage();
+  state.file = file;
+  state.image = null;
+  $("preview").hidden = true;
+  $("drop-text").textContent = `${file.name} · click to choose another`;
+  $("clear-image").hidden = false;
   const url = URL.createObjectURL(file);
   const img = new Image();
   img.onload = () => {
+    if (state.file !== file) return;  // another image was chosen meanwhile
     state.image = img;
     $("preview").src = url;
     $("preview").hidden = false;
-    $("drop-text").textContent = `${file.name} · click to choose another`;
     if (state.result) drawView();
   };
   img.onerror = () => showError(`${file.name}: the browser cannot display this image`);
   img.src = url;
 }
 
+function clearImage() {
+  // Back to no image: what is sent next is a text-only meme.
+  $("image").value = "";
+  state.file = null;
+  state.image = null;
+  $("preview").hidden = true;
+  $("preview").removeAttribute("src");
+  $("drop-text").innerHTML = DROP_TEXT;
+  $("clear-image").hidden = true;
+  if (state.result) drawView();
+}
+
 function setUpInput() {
   const input = $("image");
   const drop = $("drop");
-  input.addEventListener("change", () => useFile(input.files[0]));
+  input.addEventListener("change", () => useFile(input.files[0]));  // a cancelled dialog empties it
+  $("clear-image").addEventListener("click", clearImage);
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
@@ -84,15 +106,15 @@ function setUpInput() {
     $("count").textContent = n ? `${n} characters` : "";
   });
   $("meme-form").addEventListener("submit", submit);
+  if (input.files[0]) useFile(input.files[0]);  // a reload may keep the chosen file
 }
 
 async function submit(event) {
   event.preventDefault();
-  const file = $("image").files[0];
+  const file = state.file;  // kept in step with the file input by useFile and clearImage
   const text = $("text").value;
-  if (!file) return showError("Choose a meme image first.");
-  if (!text.trim()) return showError("Type or paste the text on the meme.");
-  if (state.maxUpload && file.size > state.maxUpload) {
+  if (!file && !text.trim()) return showError("Choose the meme's image, type its text, or both.");
+  if (file && state.maxUpload && file.size > state.maxUpload) {
     return showError(`${file.name} is ${(file.size / 1048576).toFixed(1)} MiB; the limit is ` +
                      `${(state.maxUpload / 1048576).toFixed(1)} MiB.`);
   }
@@ -102,14 +124,16 @@ async function submit(event) {
   button.textContent = "Analysing…";
   try {
     const form = new FormData();
-    form.append("image", file);
-    form.append("text", text);
+    if (file) form.append("image", file);  // no image: a text-only meme
+    form.append("text", text);  // empty: an image-only meme
     const response = await fetch("/v1/predict", { method: "POST", body: form });
     if (!response.ok) {
       showError(`Error ${response.status}: ${await problemText(response)}`);
       return;
     }
     state.result = await response.json();
+    state.resultFile = file;
+    showModality(file, text);
     showResult();
   } catch (_) {
     showError("Could not reach the server. Is it still running?");
@@ -117,6 +141,13 @@ async function submit(event) {
     button.disabled = false;
     button.textContent = "Analyse meme";
   }
+}
+
+function showModality(file, text) {
+  const note = !file ? "No image was sent: these scores come from the text alone."
+    : !text.trim() ? "No text was sent: these scores come from the image alone." : "";
+  $("modality").textContent = note;
+  $("modality").hidden = !note;
 }
 
 // --- categories ----------------------------------------------------------------------------------
@@ -201,17 +232,20 @@ function choose(label) {
 function drawView() {
   const explanation = (state.result.explanation || {})[state.selected] || {};
   const grid = Array.isArray(explanation.image_grid) ? explanation.image_grid : null;
-  drawCanvas(grid);
-  $("legend").hidden = !grid;
+  const drawn = drawCanvas(grid);
+  $("legend").hidden = !(grid && drawn);
   showSimRe(explanation);
   showTokens(explanation.tokens);
-  $("no-explanation").hidden = Boolean(grid || explanation.tokens || "be" in explanation);
+  const tokens = Array.isArray(explanation.tokens) && explanation.tokens.length;
+  $("no-explanation").hidden = Boolean((grid && drawn) || tokens || "be" in explanation);
 }
 
 function drawCanvas(grid) {
+  // Only the image the result was computed from; a text-only result has none (its grid would mean nothing).
   const canvas = $("canvas");
-  const img = state.image;
-  if (!img) return;
+  const img = state.resultFile && state.resultFile === state.file ? state.image : null;
+  $("canvas-wrap").hidden = !img;
+  if (!img) return false;
   const maxW = canvas.parentElement.clientWidth || 480;
   const maxH = 520;
   const scale = Math.min(maxW / img.naturalWidth, maxH / img.naturalHeight, 1.5);
@@ -227,6 +261,7 @@ function drawCanvas(grid) {
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
   if (grid) ctx.drawImage(heatLayer(grid, canvas.width, canvas.height), 0, 0, canvas.width, canvas.height);
+  return true;
 }
 
 function heatLayer(grid, width, height) {

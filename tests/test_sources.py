@@ -1,0 +1,180 @@
+"""Extra training sources: readers, data check, and training with text-only memes beside the task's own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from memecat.cli import cli
+from memecat.data.check import check_path
+from memecat.data.meme import Meme
+from memecat.data.sources import PTC_LABELS, load_sources, parse_sources, scan_ptc, scan_semeval2024
+from memecat.errors import DataError, MemecatError
+from memecat.evaluation import cross_validate
+from memecat.models.base import load_model
+from memecat.models.linear_probe import LinearProbe, LinearProbeConfig
+from memecat.tasks import get_task, load_split
+
+ARTICLE = "A title\n\nThey are traitors and liars.\nThe weather is fine.\nWe stand for America!\n"
+
+
+def add_sources(root: Path) -> Path:
+    """Tiny SemEval-2024, PTC and Harm-P folders in their released layouts beside the tiny task data."""
+    labels = get_task("semeval-t6").labels
+    s24 = root / "semeval2024-task4"
+    s24.mkdir()
+    rows = [{"id": str(i), "text": ["they lie always\\nsad", "vote for freedom now", "look at this"][i % 3],
+             "image": f"prop_meme_{i}.png", "labels": [labels[[8, 10, 16][i % 3]]], "link": "x"} for i in range(30)]
+    (s24 / "train.json").write_text(json.dumps(rows))
+    (s24 / "val.json").write_text(json.dumps(rows[:9]))
+    ptc = root / "ptc-semeval2020-task11"
+    (ptc / "train-articles").mkdir(parents=True)
+    (ptc / "train-articles" / "article1.txt").write_text(ARTICLE)
+    start = ARTICLE.index("traitors")
+    flag = ARTICLE.index("We stand")
+    lines = [f"1\tName_Calling,Labeling\t{start}\t{start + 8}", f"1\tLoaded_Language\t{start}\t{start + 19}",
+             f"1\tFlag-Waving\t{flag}\t{flag + 21}", f"1\tWhataboutism,Straw_Men,Red_Herring\t{flag}\t{flag + 8}"]
+    (ptc / "train-task2-TC.labels").write_text("\n".join(lines) + "\n")
+    (ptc / "techniques.txt").write_text("\n".join(PTC_LABELS))
+    harm_p = root / "harm-p"
+    harm_p.mkdir()
+    for split, extra in [("train", [{"id": "bad", "image": "b.png", "text": "x", "labels": [""]}]),
+                         ("val", []), ("test", [])]:
+        good = [{"id": f"{split}{i}", "image": f"{i}.png", "text": f"words {i}",
+                 "labels": ["not harmful"] if i % 2 else ["very harmful", "society"]} for i in range(6)]
+        (harm_p / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in good + extra) + "\n")
+    return root
+
+
+@pytest.fixture
+def data_root(tiny_data_root):
+    return add_sources(tiny_data_root)
+
+
+def test_every_semeval_2024_technique_is_a_2021_technique_and_line_breaks_are_real(data_root):
+    memes, problems = scan_semeval2024(data_root)
+    assert not problems and len(memes) == 30
+    first = memes[0]
+    assert first.text == "they lie always\nsad" and first.image_path is None
+    assert first.id == "semeval2024-task4/0" and first.source == "semeval2024-task4"
+    get_task("semeval-t6").encode(memes)  # raises on a label outside the 22
+
+
+def test_ptc_mapping_covers_real_2021_techniques_only():
+    labels = set(get_task("semeval-t6").labels)
+    assert all(set(mapped) <= labels for mapped in PTC_LABELS.values())
+
+
+def test_ptc_sentences_gather_their_fragments_and_merged_classes_follow_the_rule(data_root):
+    memes, problems = scan_ptc(data_root, context="sentence", merged="all")
+    assert not problems
+    by_text = {m.text: set(m.labels) for m in memes}
+    assert by_text["They are traitors and liars."] == {"Name calling/Labeling", "Loaded Language"}
+    assert by_text["We stand for America!"] == {"Flag-waving", "Whataboutism", "Presenting Irrelevant Data (Red Herring)",
+                                                "Misrepresentation of Someone's Position (Straw Man)"}
+    dropped, _ = scan_ptc(data_root, context="sentence", merged="drop")
+    assert {m.text: set(m.labels) for m in dropped}["We stand for America!"] == {"Flag-waving"}
+    fragments, _ = scan_ptc(data_root, context="fragment")
+    assert sorted(m.text for m in fragments)[:2] == ["We stand", "We stand for America!"]
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("1\tLoaded_Language\t5\t9999", "line 5: offsets 5-9999 lie outside article 1 (81 characters)"),
+    ("1\tAstroturfing\t5\t9", "line 5: technique 'Astroturfing' is not in the PTC mapping table"),
+])
+def test_a_broken_ptc_label_line_is_one_error_naming_the_line(data_root, line, problem):
+    path = data_root / "ptc-semeval2020-task11" / "train-task2-TC.labels"
+    path.write_text(path.read_text() + line + "\n")
+    problems, _ = check_path(data_root / "ptc-semeval2020-task11")
+    assert [p.problem for p in problems] == [problem] and str(path) in str(problems[0])
+    with pytest.raises(DataError, match=problem.split(":")[0]):
+        load_sources("semeval-t6", ("ptc",), data_root)
+
+
+def test_data_check_reads_source_folders_and_names_only_what_is_wrong(data_root):
+    problems, count = check_path(data_root / "semeval2024-task4")
+    assert not problems and count == 39  # train and val
+    problems, count = check_path(data_root / "harm-p")
+    assert count == 18 and [(p.record_id, "empty label" in p.problem) for p in problems] == [("bad", True)]
+    problems, count = check_path(data_root / "semeval2021-task6", decode_images=False)
+    assert not problems and count == 58
+
+
+def test_sources_are_named_checked_against_the_task_and_skip_a_record_with_an_empty_label(data_root, capsys):
+    assert parse_sources(["semeval2024-task4,ptc", "ptc"]) == ("semeval2024-task4", "ptc")
+    assert parse_sources("none") == ()
+    memes = load_sources("harm-c-3", ("harm-p",), data_root)
+    assert len(memes) == 18 and "skipped" in capsys.readouterr().err
+    get_task("harm-c-3").encode(memes)
+    with pytest.raises(MemecatError, match="unknown extra data source 'wiki'"):
+        load_sources("semeval-t6", ("wiki",), data_root)
+    with pytest.raises(MemecatError, match="not task semeval-t6"):
+        load_sources("semeval-t6", ("harm-p",), data_root)
+
+
+def test_probe_learns_from_text_only_memes_and_predicts_memes_with_one_modality(data_root, tmp_path):
+    task = get_task("semeval-t6")
+    own = load_split(task, "train")
+    extra = load_sources(task.name, ("semeval2024-task4", "ptc"), data_root)
+    model = LinearProbe(task, LinearProbeConfig(folds=3, extra_data=("semeval2024-task4", "ptc"),
+                                                source_weights={"ptc": 0.5})).fit(own + extra)
+    assert model.training_data == {"own": 40, "ptc": 2, "semeval2024-task4": 30}
+    dev = load_split(task, "dev")
+    text_only = [Meme(id=f"t{m.id}", text=m.text, image_path=None) for m in dev]
+    image_only = [Meme(id=f"i{m.id}", text="", image_path=m.image_path) for m in dev]
+    for memes in (text_only, image_only):
+        proba = model.predict_proba(memes)
+        assert np.isfinite(proba).all() and len(model.predict(memes)) == len(memes)
+    # A text-only meme is read by the text views alone: its image view says nothing, not "a black image".
+    [record] = model.predict(text_only[:1], explain=True)
+    assert "image-encoder" not in record["explanation"][task.labels[8]]["views"]
+    loaded = load_model(model.save_pretrained(tmp_path / "m"))
+    assert loaded.training_data == model.training_data
+    np.testing.assert_allclose(loaded.predict_proba(text_only), model.predict_proba(text_only), atol=1e-5)
+
+
+def test_extra_memes_change_nothing_when_a_view_is_told_to_ignore_them(data_root):
+    task = get_task("semeval-t6")
+    own = load_split(task, "train")
+    extra = load_sources(task.name, ("semeval2024-task4",), data_root)
+    config = dict(folds=3, views=("word-ngrams",))
+    alone = LinearProbe(task, LinearProbeConfig(**config)).fit(own)
+    ignoring = LinearProbe(task, LinearProbeConfig(**config, extra_views=())).fit(own + extra)
+    learning = LinearProbe(task, LinearProbeConfig(**config)).fit(own + extra)
+    dev = load_split(task, "dev")
+    np.testing.assert_allclose(ignoring.predict_proba(dev), alone.predict_proba(dev), atol=1e-6)
+    np.testing.assert_array_equal(ignoring.thresholds, alone.thresholds)
+    assert not np.allclose(learning.predict_proba(dev), alone.predict_proba(dev), atol=1e-3)
+
+
+def test_cross_validation_scores_only_the_tasks_own_memes(data_root):
+    task = get_task("semeval-t6")
+    memes = load_split(task, "train")
+    extra = load_sources(task.name, ("semeval2024-task4",), data_root)
+    seen = []
+
+    class Spy(LinearProbe):
+        def predict_proba(self, memes):
+            seen.extend(memes)
+            return super().predict_proba(memes)
+
+    result = cross_validate(task, lambda s: Spy(task, LinearProbeConfig(folds=3, views=("word-ngrams",), seed=s)),
+                            memes, folds=3, extra=extra)
+    assert sorted(m.id for m in seen) == sorted(m.id for m in memes)
+    assert result["oof_pred"].shape == (len(memes), task.num_labels)
+
+
+def test_train_with_extra_data_records_the_sources_in_the_model_folder(data_root, tmp_path):
+    out = tmp_path / "model"
+    result = CliRunner().invoke(cli, ["train", "--task", "harm-c-2", "--model", "linear-probe", "--out", str(out),
+                                      "--extra-data", "harm-p"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["extra_data"] == ["harm-p"]
+    assert meta["training_data"] == {"own": 39, "harm-p": 18}
+    result = CliRunner().invoke(cli, ["cv", "--task", "harm-c-2", "--model", "majority", "--extra-data", "nope"])
+    assert result.exit_code == 2 and "unknown extra data source 'nope'" in result.output
