@@ -9,21 +9,34 @@ import torch
 from torch import nn
 
 from memecat.data.meme import Meme
+from memecat.errors import MemecatError
 from memecat.models.base import MemeModel
 from memecat.models.inputs import subset
 from memecat.models.thresholds import choose_thresholds
 from memecat.training import TrainerOptions, seed_everything
 
 
-def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool):
-    """(train, dev) index pairs: the original split first (if any), then random dev sets of dev_size."""
+def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool,
+                  own: np.ndarray | None = None):
+    """(train, dev) index pairs: the original split first (if any), then random dev sets of dev_size.
+
+    Dev memes come only from the rows `own` marks (the task's own memes; default every row): the others
+    always train, so selection is judged on the task's data alone.
+    """
     rng = np.random.default_rng(seed)
+    own = np.ones(n_total, dtype=bool) if own is None else np.asarray(own, dtype=bool)
+    candidates = np.flatnonzero(own)
+    everyone = np.arange(n_total)
     splits = []
     if has_val:
-        splits.append((np.arange(n_train), np.arange(n_train, n_total)))
+        dev = np.arange(n_train, n_total)
+        dev = dev[own[dev]]
+        splits.append((np.setdiff1d(everyone, dev), dev))
     while len(splits) < size:
-        perm = rng.permutation(n_total)
-        splits.append((np.sort(perm[dev_size:]), np.sort(perm[:dev_size])))
+        # Permuting the candidates' positions draws exactly what permuting every row did when all are own.
+        perm = candidates[rng.permutation(len(candidates))]
+        dev = np.sort(perm[:dev_size])
+        splits.append((np.setdiff1d(everyone, dev), dev))
     return splits
 
 
@@ -32,7 +45,8 @@ class EnsembleModel(MemeModel):
 
     Subclasses give `inputs()` (memes -> tensors), `fit_member()` (train one net) and `_member_proba()`.
     Members are the paper's ensemble: the original train/dev split first (when a val split is given),
-    then random dev sets of `ensemble_dev_size` memes drawn from the pool.
+    then random dev sets of `ensemble_dev_size` memes drawn from the pool's own memes (extra sources'
+    memes always train). Tensors carry a per-row `weight`, the meme's source weight, for the loss.
     """
 
     members: list[nn.Module]
@@ -72,11 +86,15 @@ class EnsembleModel(MemeModel):
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> EnsembleModel:
         cfg = self.config
         pool = train + (val or [])
+        own = np.array([m.source is None for m in pool], dtype=bool)
+        if not own.any():
+            raise MemecatError(f"{self.model_type}: no memes of the task's own to select on")
         tensors = self.inputs(pool)
         y = self.task.encode(pool)
         tensors["labels"] = torch.from_numpy(y)
+        tensors["weight"] = torch.from_numpy(self.sample_weights(pool))  # per row: its source's weight
         splits = member_splits(len(train), len(pool), cfg.ensemble_size,
-                               min(cfg.ensemble_dev_size, len(pool) // 5), cfg.seed, bool(val))
+                               min(cfg.ensemble_dev_size, int(own.sum()) // 5), cfg.seed, bool(val), own)
         self.members, self.held_out_members = [], []
         for k, (train_idx, dev_idx) in enumerate(splits):
             seed = cfg.seed * 1000 + k

@@ -86,7 +86,9 @@ class LabelAttentionNet(nn.Module):
         """feats [B,N,d], mask [B,N] -> attended [B,L,d], alpha [B,L,N]."""
         scores = torch.einsum("ld,bnd->bln", self.label_embeddings, feats)
         scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
-        alpha = scores.softmax(dim=-1)
+        # Masked positions already get exactly 0; this also zeroes a row with nothing to attend to (a meme
+        # without an image), which the softmax would spread evenly over padding.
+        alpha = scores.softmax(dim=-1).masked_fill(~mask[:, None, :], 0.0)
         return torch.einsum("bln,bnd->bld", alpha, feats), alpha
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -95,17 +97,22 @@ class LabelAttentionNet(nn.Module):
             tokens = self.text_top(tokens, mask)
         t = self.text_proj(tokens)
         v = self.image_proj(batch["image_grid"])
+        # A meme without an image contributes nothing from the image stream (its zero grid would project to
+        # the bias); tensors without the key are all images.
+        present = batch.get("image_present")
+        if present is None:
+            present = torch.ones(len(v), dtype=torch.bool, device=v.device)
         num_labels = self.label_embeddings.shape[0]
         weights = mask.float().unsqueeze(-1)
         t_avg = (t * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        v_avg = v.mean(1)
+        v_avg = torch.where(present[:, None], v.mean(1), 0.0)
         parts = [t_avg[:, None].expand(-1, num_labels, -1), v_avg[:, None].expand(-1, num_labels, -1)]
         alphas = {}
         if self.attend_text:
             t_att, alphas["text"] = self.attend(t, mask)
             parts.append(t_att)
         if self.attend_image:
-            v_att, alphas["image"] = self.attend(v, torch.ones(v.shape[:2], dtype=torch.bool, device=v.device))
+            v_att, alphas["image"] = self.attend(v, present[:, None].expand(v.shape[:2]))
             parts.append(v_att)
         logits = self.classifier(torch.cat(parts, dim=-1)).squeeze(-1)
         return logits, alphas
@@ -150,16 +157,26 @@ class LabelAttentionModule(ValidationScored):
         super().__init__()
         self.net, self.config, self.task = net, config, task
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.task.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, labels)
-        if reads_ordinal(self.task, self.config):
-            return F.binary_cross_entropy_with_logits(logits, cumulative_targets(labels))
-        return F.cross_entropy(logits, labels.argmax(dim=-1))
+    def row_losses(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
+        """The loss, "mean" over the batch or "none": one value per row (BCE averaged over its labels)."""
+        if self.task.multi_label or reads_ordinal(self.task, self.config):
+            targets = labels if self.task.multi_label else cumulative_targets(labels)
+            loss = F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+            return loss if reduction == "mean" else loss.mean(dim=-1)
+        return F.cross_entropy(logits, labels.argmax(dim=-1), reduction=reduction)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean loss over rows, each weighted by `weight` [B] (its source's sample weight) when given."""
+        if weight is None or bool((weight == 1).all()):  # the plain mean, bit for bit
+            return self.row_losses(logits, labels, "mean")
+        weight = weight.to(logits.dtype)
+        # Clamped: a batch of weight-0 rows only (a source switched off) gives 0, not 0 / 0.
+        return (self.row_losses(logits, labels, "none") * weight).sum() / weight.sum().clamp(min=1e-12)
 
     def training_step(self, batch, batch_idx):
         logits, _ = self.net(batch)
-        loss = self.loss(logits, batch["labels"])
+        loss = self.loss(logits, batch["labels"], batch.get("weight"))
         self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 
@@ -230,12 +247,13 @@ class LabelAttentionEnsemble(EnsembleModel):
 
     def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
         """Per label embedding (a label, or an ordinal step): top text tokens by attention and the 7x7 image
-        attention, averaged over members."""
+        attention (memes with an image), averaged over members."""
         tensors = self.inputs(memes, progress=False)
         outputs = [self._member_outputs(net, tensors)[1] for net in self.members]
         encoder = text_encoder(self.config.text_encoder)
         ids = tensors["input_ids"].numpy()
         mask = tensors["text_mask"].numpy()
+        has_image = tensors["image_present"].numpy()
         special = set(encoder.tokenizer.all_special_ids)
         result = []
         for n in range(len(memes)):
@@ -248,7 +266,7 @@ class LabelAttentionEnsemble(EnsembleModel):
                     order = [t for t in np.argsort(-alpha) if mask[n, t] and int(ids[n, t]) not in special]
                     entry["tokens"] = [{"token": tokens[t], "weight": round(float(alpha[t]), 4)}
                                        for t in order[:top_k]]
-                if "image" in outputs[0]:
+                if "image" in outputs[0] and has_image[n]:  # a meme without an image has no grid to show
                     grid = np.mean([o["image"][n, j] for o in outputs], axis=0).reshape(7, 7)
                     entry["image_grid"] = np.round(grid, 4).tolist()
                 per_label[label] = entry

@@ -402,7 +402,8 @@ class SimReModel(EnsembleModel):
                           progress=progress)
         t = self.config.max_text_tokens
         # contiguous: a copy of the kept tokens, so the full-length token states can be freed (memory on Harm-C).
-        return {"image_grid": x["image_grid"], "text_tokens": x["text_tokens"][:, :t].contiguous(),
+        return {"image_grid": x["image_grid"], "image_present": x["image_present"],
+                "text_tokens": x["text_tokens"][:, :t].contiguous(),
                 "text_mask": x["text_mask"][:, :t].contiguous()}
 
     def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool, batch_size: int | None = None) -> DataLoader:
@@ -420,7 +421,23 @@ class SimReModel(EnsembleModel):
         return recreate(subset(rest, i), subset(rest, j), self.config.mix_lambda, image_grid=grids)
 
     # --- the verbs -------------------------------------------------------------------------
+    def sample_weights(self, memes: list[Meme]) -> np.ndarray:
+        weights = super().sample_weights(memes)
+        # What is recorded as learnt from: memes with an image, the only ones fit_member trains on.
+        super().sample_weights([m for m in memes if m.image_path is not None])
+        return weights
+
     def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
+        # The loss pairs each text with its image, so only memes with an image train (and are mixed); dev
+        # keeps every meme, read as at prediction time (a missing image as the zero grid). Source weights are
+        # not applied: InfoNCE's rows are each other's negatives and recreated rows mix two memes, and the
+        # extra sources are text-only anyway, so none of their memes reaches this loss.
+        keep = train["image_present"]
+        if not keep.any():
+            raise MemecatError("SimRe learns from memes with an image; none of its training memes has one")
+        if not keep.all():
+            rows = keep.nonzero().flatten()
+            train, memes = subset(train, rows), [memes[i] for i in rows.tolist()]
         # Training rows carry labels over the prompted categories, so a recreated meme's OR stays meaningful
         # (harmful if either meme is); dev keeps the task's labels, which validation scores against.
         train = {**train, "labels": train["labels"][:, prompt_columns(self.task)]}
