@@ -76,6 +76,46 @@ def tiny_data_root_module(tmp_path_factory) -> Path:
         yield root
 
 
+ARTICLE = "A title\n\nThey are traitors and liars.\nThe weather is fine.\nWe stand for America!\n"
+
+
+def add_sources(root: Path) -> Path:
+    """Tiny SemEval-2024, PTC and Harm-P folders in their released layouts beside the tiny task data."""
+    from memecat.data.sources import PTC_LABELS
+    from memecat.tasks import get_task
+
+    labels = get_task("semeval-t6").labels
+    s24 = root / "semeval2024-task4"
+    s24.mkdir()
+    rows = [{"id": str(i), "text": ["they lie always\\nsad", "vote for freedom now", "look at this"][i % 3],
+             "image": f"prop_meme_{i}.png", "labels": [labels[[8, 10, 16][i % 3]]], "link": "x"} for i in range(30)]
+    (s24 / "train.json").write_text(json.dumps(rows))
+    (s24 / "val.json").write_text(json.dumps(rows[:9]))
+    ptc = root / "ptc-semeval2020-task11"
+    (ptc / "train-articles").mkdir(parents=True)
+    (ptc / "train-articles" / "article1.txt").write_text(ARTICLE)
+    start = ARTICLE.index("traitors")
+    flag = ARTICLE.index("We stand")
+    lines = [f"1\tName_Calling,Labeling\t{start}\t{start + 8}", f"1\tLoaded_Language\t{start}\t{start + 19}",
+             f"1\tFlag-Waving\t{flag}\t{flag + 21}", f"1\tWhataboutism,Straw_Men,Red_Herring\t{flag}\t{flag + 8}"]
+    (ptc / "train-task2-TC.labels").write_text("\n".join(lines) + "\n")
+    (ptc / "techniques.txt").write_text("\n".join(PTC_LABELS))
+    harm_p = root / "harm-p"
+    harm_p.mkdir()
+    for split, extra in [("train", [{"id": "bad", "image": "b.png", "text": "x", "labels": [""]}]),
+                         ("val", []), ("test", [])]:
+        good = [{"id": f"{split}{i}", "image": f"{i}.png", "text": f"words {i}",
+                 "labels": ["not harmful"] if i % 2 else ["very harmful", "society"]} for i in range(6)]
+        (harm_p / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in good + extra) + "\n")
+    return root
+
+
+@pytest.fixture
+def data_root(tiny_data_root):
+    """The tiny data root with the extra sources, set as MEMECAT_DATA for one test."""
+    return add_sources(tiny_data_root)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """One feature cache per test session, never the user's."""

@@ -101,7 +101,9 @@ def test_data_check_lists_every_problem(tmp_path):
     assert "4 problem(s)" in out
 
 
-def test_run_main_job_writes_model_and_predictions(tiny_data_root, tmp_path):
+def test_run_main_job_writes_model_and_predictions(data_root, tmp_path):
+    from memecat.cli import BEST_EXTRA_DATA
+
     config = tmp_path / "tiny.yaml"
     config.write_text("folds: 3\n")
     out = tmp_path / "run"
@@ -111,7 +113,13 @@ def test_run_main_job_writes_model_and_predictions(tiny_data_root, tmp_path):
     assert "refit on train+dev (52 memes)" in result.output  # the shipped model learns from every label
     assert len(json.loads((out / "test_predictions.json").read_text())) == 6
     assert len(json.loads((out / "dev_predictions.json").read_text())) == 12
-    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "linear-probe"
+    meta = json.loads((out / "model" / "config.json").read_text())
+    assert meta["model_type"] == "linear-probe"
+    # The best recipe's extra sources train the shipped model too; none of their memes is scored.
+    assert set(meta["training_data"]) == {"own", *BEST_EXTRA_DATA["semeval-t6"]}
+    assert meta["training_data"]["own"] == 52
+    result = invoke("run", "--out", tmp_path / "plain", "--config", config, "--extra-data", "none", "--no-refit")
+    assert json.loads((tmp_path / "plain" / "model" / "config.json").read_text())["training_data"] == {"own": 40}
 
 
 def test_run_trains_a_named_neural_model_with_lightning_logs(tiny_data_root, tmp_path):

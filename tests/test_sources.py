@@ -1,9 +1,10 @@
-"""Extra training sources: readers, data check, and training with text-only memes beside the task's own."""
+"""Extra training sources: readers, data check, and training with text-only memes beside the task's own.
+
+`data_root` (conftest) is the tiny task data with tiny SemEval-2024, PTC and Harm-P folders beside it."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,42 +19,6 @@ from memecat.evaluation import cross_validate
 from memecat.models.base import load_model
 from memecat.models.linear_probe import LinearProbe, LinearProbeConfig
 from memecat.tasks import get_task, load_split
-
-ARTICLE = "A title\n\nThey are traitors and liars.\nThe weather is fine.\nWe stand for America!\n"
-
-
-def add_sources(root: Path) -> Path:
-    """Tiny SemEval-2024, PTC and Harm-P folders in their released layouts beside the tiny task data."""
-    labels = get_task("semeval-t6").labels
-    s24 = root / "semeval2024-task4"
-    s24.mkdir()
-    rows = [{"id": str(i), "text": ["they lie always\\nsad", "vote for freedom now", "look at this"][i % 3],
-             "image": f"prop_meme_{i}.png", "labels": [labels[[8, 10, 16][i % 3]]], "link": "x"} for i in range(30)]
-    (s24 / "train.json").write_text(json.dumps(rows))
-    (s24 / "val.json").write_text(json.dumps(rows[:9]))
-    ptc = root / "ptc-semeval2020-task11"
-    (ptc / "train-articles").mkdir(parents=True)
-    (ptc / "train-articles" / "article1.txt").write_text(ARTICLE)
-    start = ARTICLE.index("traitors")
-    flag = ARTICLE.index("We stand")
-    lines = [f"1\tName_Calling,Labeling\t{start}\t{start + 8}", f"1\tLoaded_Language\t{start}\t{start + 19}",
-             f"1\tFlag-Waving\t{flag}\t{flag + 21}", f"1\tWhataboutism,Straw_Men,Red_Herring\t{flag}\t{flag + 8}"]
-    (ptc / "train-task2-TC.labels").write_text("\n".join(lines) + "\n")
-    (ptc / "techniques.txt").write_text("\n".join(PTC_LABELS))
-    harm_p = root / "harm-p"
-    harm_p.mkdir()
-    for split, extra in [("train", [{"id": "bad", "image": "b.png", "text": "x", "labels": [""]}]),
-                         ("val", []), ("test", [])]:
-        good = [{"id": f"{split}{i}", "image": f"{i}.png", "text": f"words {i}",
-                 "labels": ["not harmful"] if i % 2 else ["very harmful", "society"]} for i in range(6)]
-        (harm_p / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in good + extra) + "\n")
-    return root
-
-
-@pytest.fixture
-def data_root(tiny_data_root):
-    return add_sources(tiny_data_root)
-
 
 def test_every_semeval_2024_technique_is_a_2021_technique_and_line_breaks_are_real(data_root):
     memes, problems = scan_semeval2024(data_root)

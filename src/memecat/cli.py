@@ -230,7 +230,8 @@ BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-
               "harm-c-target": "linear-probe"}
 # The extra sources `memecat run` adds per task when neither --model nor --config is given: those that won in
 # 5-fold CV (docs/results.md).
-BEST_EXTRA_DATA: dict[str, tuple[str, ...]] = {"semeval-t6": (), "harm-c-2": (), "harm-c-3": (), "harm-c-target": ()}
+BEST_EXTRA_DATA: dict[str, tuple[str, ...]] = {"semeval-t6": ("semeval2024-task4",), "harm-c-2": (), "harm-c-3": (),
+                                                "harm-c-target": ()}
 
 
 @cli.command()
@@ -253,10 +254,13 @@ def run(task_name, model_name, out, seed, config_path, refit, extra_data, data_r
 
     task = get_task(task_name)
     sources = _extra_sources(extra_data)
-    if model_name is None:  # the task's best recipe by CV, extra sources included unless --extra-data says
-        model_name = BEST_MODEL[task.name]
-        sources = BEST_EXTRA_DATA[task.name] if sources is None and config_path is None else sources
+    best_recipe = model_name is None
+    model_name = model_name or BEST_MODEL[task.name]
     model = build_model(task_name, model_name, config_path, seed, sources)
+    if best_recipe and sources is None and "extra_data" not in model.config.model_fields_set:
+        # The task's best recipe by CV includes its extra sources, unless --extra-data or the config names some.
+        sources = BEST_EXTRA_DATA[task.name]
+        model = build_model(task_name, model_name, config_path, seed, sources)
     val_split = VALIDATION_SPLIT[task.name]
     extra = _extra_memes(model, data_root)
     train_memes = load_split(task, "train", data_root)

@@ -64,10 +64,13 @@ class MemeModel:
         self.class_offsets = np.zeros(task.num_labels, dtype=np.float32)
         self.training_data: dict[str, int] = {}  # memes learnt from, per source ("own": the task's data)
 
-    def sample_weights(self, memes: list[Meme]) -> np.ndarray:
-        """Per meme: 1 for the task's own, the config's weight for an extra source's; records the counts."""
+    def note_training_data(self, memes: list[Meme]) -> None:
+        """Record how many memes of each source the model learns from (saved in the model folder)."""
         counts = Counter(m.source or "own" for m in memes)
         self.training_data = dict(sorted(counts.items(), key=lambda kv: (kv[0] != "own", kv[0])))
+
+    def sample_weights(self, memes: list[Meme]) -> np.ndarray:
+        """Per meme: 1 for the task's own, the config's weight for an extra source's."""
         weights = self.config.source_weights
         return np.array([1.0 if m.source is None else weights.get(m.source, 1.0) for m in memes], dtype=np.float32)
 

@@ -93,6 +93,7 @@ class EnsembleModel(MemeModel):
         y = self.task.encode(pool)
         tensors["labels"] = torch.from_numpy(y)
         tensors["weight"] = torch.from_numpy(self.sample_weights(pool))  # per row: its source's weight
+        self.note_training_data(pool)
         splits = member_splits(len(train), len(pool), cfg.ensemble_size,
                                min(cfg.ensemble_dev_size, int(own.sum()) // 5), cfg.seed, bool(val), own)
         self.members, self.held_out_members = [], []

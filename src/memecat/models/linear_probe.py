@@ -112,8 +112,11 @@ class LinearProbe(MemeModel):
             return coef, bias
         for j in range(y.shape[1]):
             if 0 < y[:, j].sum() < len(y):
-                # liblinear: several times faster than lbfgs on these small binary problems.
-                clf = LogisticRegression(C=C, class_weight=cfg.class_weight, solver="liblinear")
+                # liblinear's dual solver: with more columns than rows (or ~10^4 rows), several times faster than
+                # the primal one or lbfgs, to the same optimum. It visits rows in a random order: seeded, so a
+                # refit gives the same weights.
+                clf = LogisticRegression(C=C, class_weight=cfg.class_weight, solver="liblinear", dual=True,
+                                         random_state=cfg.seed)
                 clf.fit(x, y[:, j], sample_weight=sample_weight)
                 coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
         return coef, bias
@@ -145,6 +148,7 @@ class LinearProbe(MemeModel):
         raw, present = self.raw_views(memes)
         y = self.task.encode(memes)
         weight = self.sample_weights(memes)
+        self.note_training_data(memes)
         own = np.array([m.source is None for m in memes])
         learners = set(self.config.views if self.config.extra_views is None else self.config.extra_views)
         rows = {view: present[view] & (own | (view in learners)) for view in raw}

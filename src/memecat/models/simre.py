@@ -421,11 +421,9 @@ class SimReModel(EnsembleModel):
         return recreate(subset(rest, i), subset(rest, j), self.config.mix_lambda, image_grid=grids)
 
     # --- the verbs -------------------------------------------------------------------------
-    def sample_weights(self, memes: list[Meme]) -> np.ndarray:
-        weights = super().sample_weights(memes)
-        # What is recorded as learnt from: memes with an image, the only ones fit_member trains on.
-        super().sample_weights([m for m in memes if m.image_path is not None])
-        return weights
+    def note_training_data(self, memes: list[Meme]) -> None:
+        # Memes with an image are the only ones fit_member trains on.
+        super().note_training_data([m for m in memes if m.image_path is not None])
 
     def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
         # The loss pairs each text with its image, so only memes with an image train (and are mixed); dev
