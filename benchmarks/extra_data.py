@@ -11,7 +11,8 @@ model's config, and `--name` labels the row (default: the source set);
 `--ptc-context` / `--ptc-merged` read PTC another way than its default. One JSON line per (row, seed) goes to
 benchmarks/results/extra_data.jsonl; a run already recorded is skipped. `--report` prints the tables: CV
 mean ± std over seeds, paired t-test p over the (seed, fold) runs against the same model's `none` row, and
-per-label F1 of the pooled out-of-fold decisions.
+per-label F1 of the pooled out-of-fold decisions (`--baseline NAME` pairs against another row, `--only NAME`,
+repeated, shows those rows alone).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from memecat.data.sources import SOURCES, load_sources, parse_sources, scan_ptc, scan_semeval2024
+from memecat.data.sources import SOURCES, default_weight, load_sources, parse_sources, scan_ptc, scan_semeval2024
 from memecat.evaluation import cross_validate
 from memecat.metrics import per_label_table, task_scores
 from memecat.models.registry import model_class
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> None:
             result = cross_validate(task, build, memes, folds=args.folds, seed=seed, extra=extra)
             seconds = time.perf_counter() - started
             gold = task.encode(memes)
-            row = {"task": task.name, "model": args.model, "name": name, "sources": list(sources),
+            weights = {s: overrides.get("source_weights", {}).get(s, default_weight(s)) for s in sources}
+            row = {"task": task.name, "model": args.model, "name": name, "sources": list(sources), "weights": weights,
                    "config": overrides, "ptc": {"context": args.ptc_context, "merged": args.ptc_merged},
                    "seed": seed, "cv_seconds": round(seconds, 1), "folds": result["runs"],
                    "mean": result["mean"],
@@ -81,24 +83,24 @@ def run(args: argparse.Namespace) -> None:
                   flush=True)
 
 
-def report(task_name: str) -> None:
+def report(task_name: str, baseline: str, only: list[str] | None) -> None:
     task = get_task(task_name)
-    rows = [r for r in records() if r["task"] == task_name]
+    rows = [r for r in records() if r["task"] == task_name and (only is None or r["name"] in only)]
     by_key: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         by_key.setdefault((r["model"], r["name"]), []).append(r)
     metrics = list(rows[0]["folds"][0]) if rows else []
     print(f"| model | training data | seeds | " + " | ".join(f"CV {m}" for m in metrics)
-          + " | p vs none | 2024 val micro / macro-F1 | CV time |")
+          + f" | p vs {baseline} | 2024 val micro / macro-F1 | CV time |")
     print("|" + "---|" * (len(metrics) + 6))
     for (model, name), runs in by_key.items():
         runs = sorted(runs, key=lambda r: r["seed"])
         cells = [f"{np.mean([r['mean'][m] for r in runs]):.4f} ± {np.std([r['mean'][m] for r in runs]):.4f}"
                  for m in metrics]
-        base = {r["seed"]: r for r in by_key.get((model, "none"), [])}
+        base = {r["seed"]: r for r in by_key.get((model, baseline), [])}
         paired = [(b, r) for r in runs if (b := base.get(r["seed"])) is not None]
         p = "–"
-        if name != "none" and paired:
+        if name != baseline and paired:
             pvals = []
             for m in metrics[:2]:
                 a = [f[m] for b, _ in paired for f in b["folds"]]
@@ -135,9 +137,11 @@ def main() -> None:
     parser.add_argument("--ptc-merged", choices=["all", "drop"], default="all")
     parser.add_argument("--no-val2024", action="store_true", help="skip the SemEval-2024 val check")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--baseline", default="none", help="report: the row each p-value pairs against")
+    parser.add_argument("--only", action="append", default=None, help="report: a row name to show (repeatable)")
     args = parser.parse_args()
     if args.report:
-        report(args.task)
+        report(args.task, args.baseline, args.only)
     else:
         run(args)
 

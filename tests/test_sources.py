@@ -143,3 +143,11 @@ def test_train_with_extra_data_records_the_sources_in_the_model_folder(data_root
     assert meta["training_data"] == {"own": 39, "harm-p": 18}
     result = CliRunner().invoke(cli, ["cv", "--task", "harm-c-2", "--model", "majority", "--extra-data", "nope"])
     assert result.exit_code == 2 and "unknown extra data source 'nope'" in result.output
+
+
+def test_a_source_weighs_its_default_unless_the_config_names_another():
+    task = get_task("semeval-t6")
+    memes = [Meme("a", "x", None), Meme("b", "x", None, source="ptc"), Meme("c", "x", None, source="semeval2024-task4")]
+    assert LinearProbe(task).sample_weights(memes).tolist() == pytest.approx([1.0, 0.3, 1.0])
+    config = LinearProbeConfig(source_weights={"ptc": 2.0})
+    assert LinearProbe(task, config).sample_weights(memes).tolist() == pytest.approx([1.0, 2.0, 1.0])

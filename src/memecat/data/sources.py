@@ -169,6 +169,9 @@ class Source:
     tasks: tuple[str, ...]  # tasks whose label space it labels
     scan: Callable[[Path], tuple[list[Meme], list[DataError]]]  # the examples it trains on
     folder: str
+    # Sample weight of one of its memes against one of the task's own, unless a config names another: chosen by
+    # 5-fold CV (docs/results.md). PTC's news sentences and Harm-P's politics memes help only when they weigh less.
+    weight: float = 1.0
     scan_all: Callable[[Path], tuple[list[Meme], list[DataError]]] | None = None  # every file, for data check
 
 
@@ -179,10 +182,15 @@ def _scan_semeval2024_all(root: Path) -> tuple[list[Meme], list[DataError]]:
 
 SOURCES = {
     "semeval2024-task4": Source("semeval2024-task4", ("semeval-t6",), scan_semeval2024, SEMEVAL2024_DIR,
-                                _scan_semeval2024_all),
-    "ptc": Source("ptc", ("semeval-t6",), scan_ptc, PTC_DIR),
-    "harm-p": Source("harm-p", ("harm-c-2", "harm-c-3", "harm-c-target"), scan_harm_p, HARM_P_DIR),
+                                scan_all=_scan_semeval2024_all),
+    "ptc": Source("ptc", ("semeval-t6",), scan_ptc, PTC_DIR, weight=0.3),
+    "harm-p": Source("harm-p", ("harm-c-2", "harm-c-3", "harm-c-target"), scan_harm_p, HARM_P_DIR, weight=0.3),
 }
+
+
+def default_weight(name: str) -> float:
+    """A source's sample weight when the config names none (1.0 for a source memecat does not know)."""
+    return SOURCES[name].weight if name in SOURCES else 1.0
 
 
 def parse_sources(values: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

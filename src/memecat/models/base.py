@@ -36,7 +36,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
     # Extra training sources (memecat.data.sources) added to the task's own memes, and each source's sample
-    # weight relative to an own meme (1.0 when not named). Never scored: held-out figures are the task's own.
+    # weight relative to an own meme (the source's default when not named). Never scored: held-out figures are
+    # the task's own.
     extra_data: tuple[str, ...] = ()
     source_weights: dict[str, float] = {}
 
@@ -70,9 +71,12 @@ class MemeModel:
         self.training_data = dict(sorted(counts.items(), key=lambda kv: (kv[0] != "own", kv[0])))
 
     def sample_weights(self, memes: list[Meme]) -> np.ndarray:
-        """Per meme: 1 for the task's own, the config's weight for an extra source's."""
+        """Per meme: 1 for the task's own; for an extra source's, the config's weight or else the source's own."""
+        from memecat.data.sources import default_weight
+
         weights = self.config.source_weights
-        return np.array([1.0 if m.source is None else weights.get(m.source, 1.0) for m in memes], dtype=np.float32)
+        return np.array([1.0 if m.source is None else weights.get(m.source, default_weight(m.source)) for m in memes],
+                        dtype=np.float32)
 
     # --- the verbs -------------------------------------------------------------------------
     def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MemeModel:
