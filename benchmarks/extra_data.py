@@ -90,13 +90,14 @@ def report(task_name: str, baseline: str, only: list[str] | None) -> None:
     for r in rows:
         by_key.setdefault((r["model"], r["name"]), []).append(r)
     metrics = list(rows[0]["folds"][0]) if rows else []
+    val_column = " 2024 val micro / macro-F1 |" if task.name == "semeval-t6" else ""
     print(f"| model | training data | seeds | " + " | ".join(f"CV {m}" for m in metrics)
-          + f" | p vs {baseline} | 2024 val micro / macro-F1 | CV time |")
-    print("|" + "---|" * (len(metrics) + 6))
+          + f" | p vs {baseline} |{val_column} one CV fold |")
+    print("|" + "---|" * (len(metrics) + 5 + bool(val_column)))
     for (model, name), runs in by_key.items():
         runs = sorted(runs, key=lambda r: r["seed"])
-        cells = [f"{np.mean([r['mean'][m] for r in runs]):.4f} ± {np.std([r['mean'][m] for r in runs]):.4f}"
-                 for m in metrics]
+        cells = [f"{np.mean([r['mean'][m] for r in runs]):.4f}"
+                 + (f" ± {np.std([r['mean'][m] for r in runs]):.4f}" if len(runs) > 1 else "") for m in metrics]
         base = {r["seed"]: r for r in by_key.get((model, baseline), [])}
         paired = [(b, r) for r in runs if (b := base.get(r["seed"])) is not None]
         p = "–"
@@ -107,12 +108,15 @@ def report(task_name: str, baseline: str, only: list[str] | None) -> None:
                 c = [f[m] for _, r in paired for f in r["folds"]]
                 pvals.append(f"{ttest_rel(c, a).pvalue:.3f}")
             p = " / ".join(pvals)
-        val = "–"
-        if all("val2024" in r for r in runs):
-            val = " / ".join(f"{np.mean([r['val2024'][m] for r in runs]):.4f}" for m in ("micro_f1", "macro_f1"))
+        val = ""
+        if val_column:
+            val = " – |"
+            if all("val2024" in r for r in runs):
+                val = " " + " / ".join(f"{np.mean([r['val2024'][m] for r in runs]):.4f}"
+                                       for m in ("micro_f1", "macro_f1")) + " |"
         seconds = np.mean([r["cv_seconds"] for r in runs]) / len(runs[0]["folds"])
         print(f"| {model} | {name} | {','.join(str(r['seed']) for r in runs)} | " + " | ".join(cells)
-              + f" | {p} | {val} | {seconds:.0f} s a fold |")
+              + f" | {p} |{val} {seconds:.0f} s |")
     if not task.multi_label:
         return
     print("\nPer-label F1 of the pooled out-of-fold decisions, mean over seeds")

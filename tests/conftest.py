@@ -103,7 +103,8 @@ def add_sources(root: Path) -> Path:
     harm_p = root / "harm-p"
     harm_p.mkdir()
     for split, extra in [("train", [{"id": "bad", "image": "b.png", "text": "x", "labels": [""]}]),
-                         ("val", []), ("test", [])]:
+                         ("val", [{"id": "untargeted", "image": "u.png", "text": "y", "labels": ["somewhat harmful"]}]),
+                         ("test", [])]:
         good = [{"id": f"{split}{i}", "image": f"{i}.png", "text": f"words {i}",
                  "labels": ["not harmful"] if i % 2 else ["very harmful", "society"]} for i in range(6)]
         (harm_p / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in good + extra) + "\n")

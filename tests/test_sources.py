@@ -64,7 +64,7 @@ def test_data_check_reads_source_folders_and_names_only_what_is_wrong(data_root)
     problems, count = check_path(data_root / "semeval2024-task4")
     assert not problems and count == 39  # train and val
     problems, count = check_path(data_root / "harm-p")
-    assert count == 18 and [(p.record_id, "empty label" in p.problem) for p in problems] == [("bad", True)]
+    assert count == 19 and [(p.record_id, "empty label" in p.problem) for p in problems] == [("bad", True)]
     problems, count = check_path(data_root / "semeval2021-task6", decode_images=False)
     assert not problems and count == 58
 
@@ -73,8 +73,12 @@ def test_sources_are_named_checked_against_the_task_and_skip_a_record_with_an_em
     assert parse_sources(["semeval2024-task4,ptc", "ptc"]) == ("semeval2024-task4", "ptc")
     assert parse_sources("none") == ()
     memes = load_sources("harm-c-3", ("harm-p",), data_root)
-    assert len(memes) == 18 and "skipped" in capsys.readouterr().err
+    assert len(memes) == 19 and "skipped" in capsys.readouterr().err
     get_task("harm-c-3").encode(memes)
+    # The target task learns from harmful memes that name a target; one without is named and skipped.
+    memes = load_sources("harm-c-target", ("harm-p",), data_root)
+    assert len(memes) == 9 and "[id harm-p/untargeted]" in capsys.readouterr().err
+    get_task("harm-c-target").encode(memes)
     with pytest.raises(MemecatError, match="unknown extra data source 'wiki'"):
         load_sources("semeval-t6", ("wiki",), data_root)
     with pytest.raises(MemecatError, match="not task semeval-t6"):
@@ -140,7 +144,7 @@ def test_train_with_extra_data_records_the_sources_in_the_model_folder(data_root
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "config.json").read_text())
     assert meta["config"]["extra_data"] == ["harm-p"]
-    assert meta["training_data"] == {"own": 39, "harm-p": 18}
+    assert meta["training_data"] == {"own": 39, "harm-p": 19}
     result = CliRunner().invoke(cli, ["cv", "--task", "harm-c-2", "--model", "majority", "--extra-data", "nope"])
     assert result.exit_code == 2 and "unknown extra data source 'nope'" in result.output
 

@@ -21,6 +21,7 @@ from typing import Literal
 from memecat.data.meme import Meme
 from memecat.data.readers import scan_dataset
 from memecat.errors import DataError, MemecatError
+from memecat.tasks import get_task
 
 SEMEVAL2024_DIR = "semeval2024-task4"
 PTC_DIR = "ptc-semeval2020-task11"
@@ -203,8 +204,8 @@ def parse_sources(values: str | list[str] | tuple[str, ...] | None) -> tuple[str
 
 
 def load_sources(task_name: str, names: tuple[str, ...], root: Path) -> list[Meme]:
-    """The named sources' memes for a task. A record that cannot be an example (an empty label) is skipped
-    with a line on stderr; a broken source file is an error."""
+    """The named sources' memes for a task. A record that cannot be an example of it (an empty label, a harmful
+    meme without a target for harm-c-target) is skipped with a line on stderr; a broken source file is an error."""
     memes: list[Meme] = []
     for name in names:
         if name not in SOURCES:
@@ -216,7 +217,15 @@ def load_sources(task_name: str, names: tuple[str, ...], root: Path) -> list[Mem
         fatal = [p for p in problems if p.record_id is None]
         if fatal or not found:
             raise fatal[0] if fatal else DataError(root / source.folder, "source holds no examples")
+        task = get_task(task_name)
+        for meme in found:
+            if not task.keeps(meme):  # harm-c-target learns from harmful memes only
+                continue
+            try:  # a record that cannot supervise this task (a harmful meme without a target) is skipped
+                task.task_labels(meme.labels or (), root / source.folder, meme.id)
+                memes.append(meme)
+            except DataError as exc:
+                problems.append(exc)
         for problem in problems:
             print(f"memecat: skipped {problem}", file=sys.stderr)
-        memes += found
     return memes
