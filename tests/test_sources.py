@@ -155,3 +155,19 @@ def test_a_source_weighs_its_default_unless_the_config_names_another():
     assert LinearProbe(task).sample_weights(memes).tolist() == pytest.approx([1.0, 0.3, 1.0])
     config = LinearProbeConfig(source_weights={"ptc": 2.0})
     assert LinearProbe(task, config).sample_weights(memes).tolist() == pytest.approx([1.0, 2.0, 1.0])
+
+
+def test_pooled_features_alone_equal_those_of_the_full_path(tiny_data_root):
+    # The probe asks for pooled vectors only (no grids, no token states: gigabytes on 8,000 memes); they must be
+    # the very values the neural models' full path gives, for memes with and without an image or text.
+    import torch
+
+    from memecat.models.inputs import encode_inputs
+
+    dev = load_split(get_task("semeval-t6"), "dev")
+    memes = dev[:4] + [Meme("t", dev[4].text, None)] + [Meme("i", "", dev[5].image_path)]
+    full = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False)
+    pooled = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False, pooled_only=True)
+    assert set(pooled) == {"text_pooled", "image_pooled", "image_present"}
+    assert all(torch.equal(pooled[key], full[key]) for key in pooled)
+    assert pooled["image_present"].tolist() == [True] * 4 + [False, True]

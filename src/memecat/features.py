@@ -79,12 +79,14 @@ def image_features(
     cache: FeatureCache,
     batch_size: int = 32,
     progress: bool = True,
+    grids: bool = True,
 ) -> dict[str, torch.Tensor]:
     """{"grid": float32 [N, 49, d], "pooled": float32 [N, d], "present": bool [N]} in the order of `memes`;
-    only misses are encoded. A meme without an image gets zeros and `present` False."""
+    only misses are encoded. A meme without an image gets zeros and `present` False. `grids=False` leaves out
+    the grids (a pooled-feature model needs none, and they are 250 KB a meme)."""
     encoder.fingerprint()  # hash the weights once, here, not in every worker
     run = frozen_runner(encoder)
-    grid = torch.zeros(len(memes), GRID_TOKENS, encoder.dim)
+    grid = torch.zeros(len(memes), GRID_TOKENS, encoder.dim) if grids else None
     pooled = torch.zeros(len(memes), encoder.dim)
     present = torch.tensor([meme.image_path is not None for meme in memes], dtype=torch.bool)
     with_image = [index for index, meme in enumerate(memes) if meme.image_path is not None]
@@ -103,7 +105,8 @@ def image_features(
         return _Loaded(index, digest, None, encoder.preprocess([image])[0])
 
     def store(index: int, entry: dict[str, torch.Tensor]) -> None:
-        grid[index] = entry["grid"]
+        if grid is not None:
+            grid[index] = entry["grid"]
         pooled[index] = entry["pooled"]
 
     with ThreadPoolExecutor(_DECODE_WORKERS) as pool, _progress(len(with_image), encoder.name, progress) as bar:
@@ -117,7 +120,7 @@ def image_features(
             for item in chunk:
                 store(item.index, item.entry)
             bar.update(len(chunk))
-    return {"grid": grid, "pooled": pooled, "present": present}
+    return {"pooled": pooled, "present": present, **({"grid": grid} if grid is not None else {})}
 
 
 def _fits_text(entry: dict[str, torch.Tensor] | None, dim: int) -> bool:
@@ -133,9 +136,11 @@ def text_features(
     cache: FeatureCache,
     batch_size: int = 32,
     progress: bool = True,
+    tokens: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Token features of each meme's text, right-padded to the longest: {"tokens": float32 [N, T, d],
-    "mask": bool [N, T], "pooled": float32 [N, d], "input_ids": int64 [N, T]}; only misses are encoded."""
+    "mask": bool [N, T], "pooled": float32 [N, d], "input_ids": int64 [N, T]}; only misses are encoded.
+    `tokens=False` gives {"pooled"} alone."""
     run = frozen_runner(encoder)
     digests = [content_hash(meme.text) for meme in memes]
     entries: dict[str, dict[str, torch.Tensor]] = {}
@@ -167,6 +172,9 @@ def text_features(
                 entries[digest] = entry
             bar.update(len(batch))
 
+    if not tokens:
+        return {"pooled": torch.stack([entries[digest]["pooled"] for digest in digests]).float()
+                if digests else torch.empty(0, encoder.dim)}
     return _stack_text([entries[digest] for digest in digests], encoder)
 
 

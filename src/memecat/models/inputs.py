@@ -40,26 +40,31 @@ def feature_cache() -> FeatureCache:
 
 
 def encode_inputs(memes: list[Meme], text_name: str, image_name: str, finetune_layers: int = 0,
-                  texts: list[str] | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
-    """Tensors for `memes`: image grid, pooled vector and whether the meme has an image; token states of the text encoder's frozen layers
-    (all of them unless the model fine-tunes the last `finetune_layers`).
+                  texts: list[str] | None = None, progress: bool = True,
+                  pooled_only: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors for `memes`: image grid, pooled vector and whether the meme has an image; token states of the
+    text encoder's frozen layers (all of them unless the model fine-tunes the last `finetune_layers`).
 
-    `texts` overrides the memes' own texts (SimRe writes prompts into them).
+    `texts` overrides the memes' own texts (SimRe writes prompts into them); `pooled_only` keeps the pooled
+    vectors and the image mask alone, for models that read nothing else.
     """
     if texts is not None:
         memes = [replace(m, text=t) for m, t in zip(memes, texts)]
-    image = image_features(memes, image_encoder(image_name), feature_cache(), progress=progress)
+    image = image_features(memes, image_encoder(image_name), feature_cache(), progress=progress,
+                           grids=not pooled_only)
+    text = text_features(memes, frozen_text_encoder(text_name, finetune_layers), feature_cache(),
+                         progress=progress, tokens=not pooled_only)
     out = {
-        "image_grid": torch.from_numpy(np.ascontiguousarray(image["grid"], dtype=np.float32)),
         "image_pooled": torch.from_numpy(np.ascontiguousarray(image["pooled"], dtype=np.float32)),
         "image_present": image["present"],
+        "text_pooled": torch.from_numpy(np.ascontiguousarray(text["pooled"], dtype=np.float32)),
     }
-    text = text_features(memes, frozen_text_encoder(text_name, finetune_layers), feature_cache(),
-                         progress=progress)
+    if pooled_only:
+        return out
+    out["image_grid"] = torch.from_numpy(np.ascontiguousarray(image["grid"], dtype=np.float32))
     out["text_tokens"] = torch.from_numpy(np.ascontiguousarray(text["tokens"], dtype=np.float32))
     out["text_mask"] = torch.from_numpy(np.asarray(text["mask"])).bool()
     out["input_ids"] = torch.from_numpy(np.asarray(text["input_ids"])).long()
-    out["text_pooled"] = torch.from_numpy(np.ascontiguousarray(text["pooled"], dtype=np.float32))
     return out
 
 

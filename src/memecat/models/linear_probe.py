@@ -65,7 +65,8 @@ class LinearProbe(MemeModel):
         (the image view only those with an image)."""
         out, present = {}, {}
         if set(ENCODER_VIEWS) & set(self.config.views):
-            t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False)
+            t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False,
+                              pooled_only=True)
             for view, key in ENCODER_VIEWS.items():
                 if view in self.config.views:
                     out[view] = t[key].numpy()
