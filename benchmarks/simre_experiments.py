@@ -48,7 +48,7 @@ from memecat.tasks import VALIDATION_SPLIT, Task, get_task, load_split
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 RUNS = Path(__file__).resolve().parent / "results" / "simre_runs.jsonl"
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
-# Label-attention rows use the frozen-encoder recipe they were measured with (the default until session 11):
+# Label-attention rows use the frozen-encoder recipe they were measured with (the previous default):
 # one fine-tuned fit costs ~15x more. Its options, read from the shipped config file that names them.
 LA_FROZEN = load_config(LabelAttentionConfig, FIGURES.parent / "configs" / "label-attention-frozen.yaml").model_dump(
     exclude_unset=True)

@@ -66,7 +66,7 @@ class SimReConfig(ModelConfig):
     # Prompt wording, "{label}" standing for the category (None: the task's, e.g. "My technique is {label}.").
     be_prompt: str | None = None
     not_prompt: str | None = None
-    # Issue #4 asks 0.2 for propaganda and 0.5 for harm; 0.2 won clearly in CV on all three harm tasks
+    # The paper uses 0.2 for propaganda and 0.5 for harm; 0.2 won clearly in CV on all three harm tasks
     # (benchmarks/simre_experiments.py --part table2), so 0.2 everywhere. None: 0.2 for SemEval, 0.5 for
     # the harm tasks, the rule that model folders saved before the change carry.
     temperature: float | None = 0.2
