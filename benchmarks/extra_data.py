@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from memecat.data.sources import SOURCES, default_weight, load_sources, parse_sources, scan_ptc, scan_semeval2024
+from memecat.data.sources import (
+    SOURCES,
+    default_weight,
+    load_sources,
+    parse_sources,
+    scan_ptc,
+    scan_semeval2024,
+)
 from memecat.evaluation import cross_validate
 from memecat.metrics import per_label_table, task_scores
 from memecat.models.registry import model_class
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
         name = args.name or source_set
         extra = load_sources(task.name, sources, root)
 
-        def build(seed: int):
+        def build(seed: int, sources=sources):
             return cls(task, cls.config_class(**{**overrides, "extra_data": sources, "seed": seed}))
 
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -91,7 +98,7 @@ def report(task_name: str, baseline: str, only: list[str] | None) -> None:
         by_key.setdefault((r["model"], r["name"]), []).append(r)
     metrics = list(rows[0]["folds"][0]) if rows else []
     val_column = " 2024 val micro / macro-F1 |" if task.name == "semeval-t6" else ""
-    print(f"| model | training data | seeds | " + " | ".join(f"CV {m}" for m in metrics)
+    print("| model | training data | seeds | " + " | ".join(f"CV {m}" for m in metrics)
           + f" | p vs {baseline} |{val_column} one CV fold |")
     print("|" + "---|" * (len(metrics) + 5 + bool(val_column)))
     for (model, name), runs in by_key.items():

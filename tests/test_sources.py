@@ -20,6 +20,7 @@ from memecat.models.base import load_model
 from memecat.models.linear_probe import LinearProbe, LinearProbeConfig
 from memecat.tasks import get_task, load_split
 
+
 def test_every_semeval_2024_technique_is_a_2021_technique_and_line_breaks_are_real(data_root):
     memes, problems = scan_semeval2024(data_root)
     assert not problems and len(memes) == 30
@@ -110,7 +111,7 @@ def test_extra_memes_change_nothing_when_a_view_is_told_to_ignore_them(data_root
     task = get_task("semeval-t6")
     own = load_split(task, "train")
     extra = load_sources(task.name, ("semeval2024-task4",), data_root)
-    config = dict(folds=3, views=("word-ngrams",))
+    config = {"folds": 3, "views": ("word-ngrams",)}
     alone = LinearProbe(task, LinearProbeConfig(**config)).fit(own)
     ignoring = LinearProbe(task, LinearProbeConfig(**config, extra_views=())).fit(own + extra)
     learning = LinearProbe(task, LinearProbeConfig(**config)).fit(own + extra)

@@ -72,6 +72,17 @@ class Task:
             raise DataError(path, f"task {self.name} needs exactly one label, got {list(raw)}", meme_id)
         return out
 
+    def label_problems(self, memes: list[Meme], path: str | Path | None = None) -> list[DataError]:
+        """Every labelled meme whose labels do not fit this task, as one DataError each."""
+        problems = []
+        for meme in memes:
+            if meme.labels is not None:
+                try:
+                    self.task_labels(meme.labels, path, meme.id)
+                except DataError as exc:
+                    problems.append(exc)
+        return problems
+
     def keeps(self, meme: Meme) -> bool:
         if not self.harmful_only or meme.labels is None:
             return True

@@ -28,13 +28,7 @@ def _image_problem(meme: Meme, dataset: Path) -> DataError | None:
 def check_file(path: Path, task_name: str | None = None, decode_images: bool = True) -> tuple[list[DataError], int]:
     memes, problems = scan_dataset(path)
     if task_name is not None:
-        task = get_task(task_name)
-        for meme in memes:
-            if meme.labels is not None:
-                try:
-                    task.task_labels(meme.labels, path, meme.id)
-                except DataError as exc:
-                    problems.append(exc)
+        problems += get_task(task_name).label_problems(memes, path)
     if decode_images and memes:
         with ThreadPoolExecutor(max_workers=4) as pool:
             results = pool.map(lambda m: _image_problem(m, path), memes)
@@ -47,14 +41,8 @@ def check_source(root: Path, name: str, task_name: str | None = None) -> tuple[l
     """An extra training source (text only, so no images to decode): its records and its labels."""
     source = SOURCES[name]
     memes, problems = (source.scan_all or source.scan)(root)
-    tasks = [task_name] if task_name in source.tasks else list(source.tasks[:1])
-    for task in (get_task(t) for t in tasks):
-        for meme in memes:
-            try:
-                task.task_labels(meme.labels or (), root / source.folder, meme.id)
-            except DataError as exc:
-                problems.append(exc)
-    return problems, len(memes)
+    task = get_task(task_name if task_name in source.tasks else source.tasks[0])
+    return problems + task.label_problems(memes, root / source.folder), len(memes)
 
 
 def check_path(path: Path, task_name: str | None = None, decode_images: bool = True) -> tuple[list[DataError], int]:

@@ -60,15 +60,9 @@ def _text_only(memes: list[Meme], source: str) -> list[Meme]:
     return [replace(m, id=f"{source}/{m.id}", image_path=None, source=source) for m in memes]
 
 
-def _read_all(path: Path) -> tuple[list[Meme], list[DataError]]:
-    if not path.is_file():
-        return [], [DataError(path, "dataset file not found")]
-    return scan_dataset(path)
-
-
 def scan_semeval2024(root: Path, split: str = "train") -> tuple[list[Meme], list[DataError]]:
     """SemEval-2024 memes of one split; the released text writes line breaks as the two characters \\ n."""
-    memes, problems = _read_all(root / SEMEVAL2024_DIR / f"{split}.json")
+    memes, problems = scan_dataset(root / SEMEVAL2024_DIR / f"{split}.json")
     memes = [replace(m, text=m.text.replace("\\n", "\n")) for m in memes]
     return _text_only(memes, SEMEVAL2024_DIR), problems
 
@@ -78,7 +72,7 @@ def scan_harm_p(root: Path) -> tuple[list[Meme], list[DataError]]:
     memes, problems = [], []
     for split in ("train", "val", "test"):
         path = root / HARM_P_DIR / f"{split}.jsonl"
-        found, bad = _read_all(path)
+        found, bad = scan_dataset(path)
         problems += bad
         for meme in found:
             if not meme.labels or not all(label.strip() for label in meme.labels):
@@ -207,6 +201,7 @@ def load_sources(task_name: str, names: tuple[str, ...], root: Path) -> list[Mem
     """The named sources' memes for a task. A record that cannot be an example of it (an empty label, a harmful
     meme without a target for harm-c-target) is skipped with a line on stderr; a broken source file is an error."""
     memes: list[Meme] = []
+    task = get_task(task_name)
     for name in names:
         if name not in SOURCES:
             raise MemecatError(f"unknown extra data source {name!r}; known sources: {', '.join(SOURCES)}")
@@ -217,15 +212,13 @@ def load_sources(task_name: str, names: tuple[str, ...], root: Path) -> list[Mem
         fatal = [p for p in problems if p.record_id is None]
         if fatal or not found:
             raise fatal[0] if fatal else DataError(root / source.folder, "source holds no examples")
-        task = get_task(task_name)
-        for meme in found:
-            if not task.keeps(meme):  # harm-c-target learns from harmful memes only
-                continue
-            try:  # a record that cannot supervise this task (a harmful meme without a target) is skipped
-                task.task_labels(meme.labels or (), root / source.folder, meme.id)
-                memes.append(meme)
-            except DataError as exc:
-                problems.append(exc)
+        # A record that cannot supervise this task (a harmful meme without a target) is skipped; harm-c-target
+        # learns from harmful memes only.
+        kept = [m for m in found if task.keeps(m)]
+        unfit = task.label_problems(kept, root / source.folder)
+        skipped = {p.record_id for p in unfit}
+        memes += [m for m in kept if m.id not in skipped]
+        problems += unfit
         for problem in problems:
             print(f"memecat: skipped {problem}", file=sys.stderr)
     return memes
