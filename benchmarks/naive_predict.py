@@ -30,7 +30,7 @@ def main() -> None:
     loaded = time.perf_counter()
     with torch.inference_mode():
         for meme in memes:
-            pixels = images.preprocess([open_image(meme.image_path)])
+            pixels = images.preprocess([open_image(meme.image)])
             grid = images(pixels).grid
             ids = texts.tokenize([meme.text])
             text = texts(ids["input_ids"], ids["attention_mask"])

@@ -47,7 +47,7 @@ def main() -> None:
             latencies = []
             for i in range(args.requests + 5):
                 meme = memes[i % len(memes)]
-                files = {"image": (meme.image_path.name, meme.image_path.read_bytes())}
+                files = {"image": (meme.image.name, meme.image.read_bytes())}
                 started = time.perf_counter()
                 response = client.post(f"{base}/v1/predict", files=files, data={"text": meme.text})
                 response.raise_for_status()

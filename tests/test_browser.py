@@ -73,7 +73,7 @@ def test_page_shows_categories_and_heat_map(server_url: str, served_model: FakeM
     dataset = default_data_root() / DEV_SET
     if not dataset.exists():
         pytest.skip(f"{dataset} missing")
-    meme = next(m for m in read_dataset(dataset) if m.image_path and m.image_path.exists())
+    meme = next(m for m in read_dataset(dataset) if m.image and m.image.exists())
     expected = FakeModel().predict([meme])[0]["labels"]
 
     with sync_api.sync_playwright() as playwright:
@@ -91,7 +91,7 @@ def test_page_shows_categories_and_heat_map(server_url: str, served_model: FakeM
             error = page.wait_for_selector("#error:not([hidden])")
             assert "415" in error.inner_text() and "note.png: not an image" in error.inner_text()
 
-            page.set_input_files("#image", str(meme.image_path))
+            page.set_input_files("#image", str(meme.image))
             page.click("#submit")
             page.wait_for_selector(".bar.detected")
             assert page.is_hidden("#error")
@@ -107,7 +107,7 @@ def test_page_shows_categories_and_heat_map(server_url: str, served_model: FakeM
 
             # Text only: remove the image and analyse again. Another text, so other labels, proves a new answer.
             text = "they lie always, wake up"
-            text_only = FakeModel().predict([Meme(id="upload", text=text, image_path=None)])[0]["labels"]
+            text_only = FakeModel().predict([Meme(id="upload", text=text, image=None)])[0]["labels"]
             assert text_only and sorted(text_only) != sorted(expected)
             page.click("#clear-image")
             assert page.is_hidden("#preview") and page.is_hidden("#clear-image")
@@ -121,12 +121,12 @@ def test_page_shows_categories_and_heat_map(server_url: str, served_model: FakeM
             assert page.is_visible("#tokens-block")
 
             # Image only: the image back, the text emptied.
-            page.set_input_files("#image", str(meme.image_path))
+            page.set_input_files("#image", str(meme.image))
             page.fill("#text", "")
             analyse(page)
             assert page.is_hidden("#error")
             assert served_model.seen[-1] is not None
-            image_only = FakeModel().predict([Meme(id="x", text="", image_path=None)])[0]["labels"]
+            image_only = FakeModel().predict([Meme(id="x", text="", image=None)])[0]["labels"]
             assert sorted(image_only) != sorted(text_only)
             assert detected_labels(page) == sorted(image_only)
             assert "from the image alone" in page.inner_text("#modality")

@@ -56,7 +56,7 @@ def memes(tmp_path: Path) -> list[Meme]:
     for index, size in enumerate([(120, 90), (64, 200), (300, 300)]):
         path = tmp_path / f"meme{index}.png"
         Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-        result.append(Meme(id=str(index), text=f"hello meme {index}", image_path=path))
+        result.append(Meme(id=str(index), text=f"hello meme {index}", image=path))
     return result
 
 
@@ -89,7 +89,7 @@ def test_changed_image_misses(memes, cache, monkeypatch) -> None:
     encoder = tiny_resnet(0)
     encoded = count_encoded(encoder, monkeypatch)
     image_features(memes, encoder, cache, progress=False)
-    Image.new("RGB", (50, 50), (200, 10, 10)).save(memes[1].image_path)
+    Image.new("RGB", (50, 50), (200, 10, 10)).save(memes[1].image)
     image_features(memes, encoder, cache, progress=False)
     assert encoded == [3, 1]
 
@@ -127,7 +127,7 @@ def test_cache_can_be_deleted_between_calls(memes, cache, monkeypatch) -> None:
 
 
 def test_missing_image_names_the_meme(memes, cache) -> None:
-    broken = [*memes, Meme(id="gone", text="", image_path=memes[0].image_path.with_name("gone.png"))]
+    broken = [*memes, Meme(id="gone", text="", image=memes[0].image.with_name("gone.png"))]
     with pytest.raises(DataError, match=r"gone\.png \[id gone\]"):
         image_features(broken, tiny_resnet(0), cache, progress=False)
 

@@ -28,19 +28,19 @@ def image_folder(tmp_path: Path, *names: str) -> Path:
 def test_one_meme_from_image_and_text(tmp_path: Path) -> None:
     folder = image_folder(tmp_path, "cat.png")
     [meme] = collect_inputs(image=folder / "cat.png", text="hello")
-    assert (meme.id, meme.text, meme.image_path) == ("cat", "hello", folder / "cat.png")
+    assert (meme.id, meme.text, meme.image) == ("cat", "hello", folder / "cat.png")
 
 
 def test_text_alone_is_a_text_only_meme() -> None:
     [meme] = collect_inputs(text="WAKE UP sheeple")
-    assert (meme.text, meme.image_path) == ("WAKE UP sheeple", None)
+    assert (meme.text, meme.image) == ("WAKE UP sheeple", None)
 
 
 @pytest.mark.parametrize("text", [None, "", "  \n "])
 def test_image_alone_or_with_empty_text_is_an_image_only_meme(tmp_path: Path, text: str | None) -> None:
     folder = image_folder(tmp_path, "cat.png")
     [meme] = collect_inputs(image=folder / "cat.png", text=text)
-    assert (meme.id, meme.text, meme.image_path) == ("cat", "", folder / "cat.png")
+    assert (meme.id, meme.text, meme.image) == ("cat", "", folder / "cat.png")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -74,7 +74,7 @@ def test_dataset_file(tmp_path: Path) -> None:
     dataset = folder / "data.jsonl"
     dataset.write_text(json.dumps({"id": "m1", "text": "hi", "image": "a.png"}) + "\n")
     [meme] = collect_inputs(input_path=dataset)
-    assert meme.id == "m1" and meme.image_path == folder / "a.png"
+    assert meme.id == "m1" and meme.image == folder / "a.png"
 
 
 def test_dataset_with_image_only_and_text_only_records_is_predicted_whole(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_dataset_with_image_only_and_text_only_records_is_predicted_whole(tmp_pa
         {"id": "text-only", "text": "no picture here"},
     ]))
     memes = collect_inputs(input_path=dataset)
-    assert [(m.id, m.text, m.image_path) for m in memes] == [
+    assert [(m.id, m.text, m.image) for m in memes] == [
         ("both", "hi", folder / "a.png"), ("image-only", "", folder / "b.png"), ("text-only", "no picture here", None)]
     records, failures = predict_safely(FakeModel(), memes, explain=True, progress=False)
     assert failures == 0 and [r["id"] for r in records] == ["both", "image-only", "text-only"]
@@ -105,7 +105,7 @@ def test_folder_with_sidecar(tmp_path: Path, name: str, content: str) -> None:
     folder = image_folder(tmp_path, "a.png", "b.png")
     (folder / name).write_text(content)
     memes = collect_inputs(input_path=folder)
-    assert [(m.id, m.text, m.image_path.name) for m in memes] == [("a", "first", "a.png"), ("b", "second", "b.png")]
+    assert [(m.id, m.text, m.image.name) for m in memes] == [("a", "first", "a.png"), ("b", "second", "b.png")]
 
 
 @pytest.mark.parametrize("name, content", [
@@ -121,7 +121,7 @@ def test_folder_image_without_text_is_image_only(tmp_path: Path, name: str, cont
     (folder / name).write_text(content)
     (folder / "._b.png").write_bytes(b"macOS resource fork, not an image")  # hidden: skipped
     memes = collect_inputs(input_path=folder)
-    assert [(m.id, m.text, m.image_path) for m in memes] == [("a", "first", folder / "a.png"),
+    assert [(m.id, m.text, m.image) for m in memes] == [("a", "first", folder / "a.png"),
                                                                ("b", "", folder / "b.png")]
     records, failures = predict_safely(FakeModel(), memes, progress=False)
     assert failures == 0 and [r["id"] for r in records] == ["a", "b"]

@@ -10,7 +10,7 @@ def test_semeval_json_list_and_image_resolution(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "d.txt").write_text(json.dumps([{"id": 1, "text": "hi", "image": "a.png", "labels": ["Smears"]}]))
     [meme] = read_dataset(tmp_path / "d.txt")
-    assert meme.id == "1" and meme.labels == ("Smears",) and meme.image_path == tmp_path / "a.png"
+    assert meme.id == "1" and meme.labels == ("Smears",) and meme.image == tmp_path / "a.png"
 
 
 def test_harmeme_jsonl_images_folder(tmp_path):
@@ -19,7 +19,7 @@ def test_harmeme_jsonl_images_folder(tmp_path):
     (tmp_path / "train.jsonl").write_text(
         json.dumps({"id": "m", "image": "m.jpg", "text": "t", "labels": ["very harmful", "society"]}) + "\n\n")
     [meme] = read_dataset(tmp_path / "train.jsonl")
-    assert meme.image_path == tmp_path / "images" / "m.jpg"
+    assert meme.image == tmp_path / "images" / "m.jpg"
 
 
 def test_csv_with_semicolon_and_json_labels(tmp_path):
@@ -49,7 +49,7 @@ def test_an_image_only_meme_is_read_not_refused(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "d.jsonl").write_text(json.dumps({"id": "1", "text": "", "image": "a.png"}) + "\n")
     [meme] = read_dataset(tmp_path / "d.jsonl")
-    assert meme.text == "" and meme.image_path == tmp_path / "a.png"
+    assert meme.text == "" and meme.image == tmp_path / "a.png"
 
 
 def test_scan_lists_every_problem(tmp_path):

@@ -34,9 +34,9 @@ class FakeModel(MemeModel):
 
     def predict_proba(self, memes: list[Meme]) -> np.ndarray:
         for meme in memes:
-            self.seen.append(meme.image_path)
-            if meme.image_path is not None:
-                open_image(meme.image_path)
+            self.seen.append(meme.image)
+            if meme.image is not None:
+                open_image(meme.image)
         # Cubed uniforms: a few labels over the 0.5 threshold, like a real multi-label model.
         return np.stack([np.random.default_rng(len(m.text)).random(self.task.num_labels) ** 3 for m in memes])
 
@@ -105,7 +105,7 @@ def test_text_without_image_is_a_text_only_meme(client: TestClient, model: FakeM
     body = response.json()
     assert body["id"] == "upload" and list(body["scores"]) == list(get_task("semeval-t6").labels)
     assert model.seen == [None]  # the model was asked without an image, not with some stand-in file
-    expected = FakeModel().predict([Meme(id="upload", text="they lie\nalways", image_path=None)], explain=True)[0]
+    expected = FakeModel().predict([Meme(id="upload", text="they lie\nalways", image=None)], explain=True)[0]
     assert (body["labels"], body["scores"]) == (expected["labels"], expected["scores"])
 
 
@@ -117,7 +117,7 @@ def test_image_with_no_or_empty_text_is_an_image_only_meme(client: TestClient, m
     body = response.json()
     assert body["id"] == "meme" and len(body["scores"]) == 22
     assert model.seen[-1] is not None and model.seen[-1].suffix == ".png"  # the upload was read
-    expected = FakeModel().predict([Meme(id="meme", text="", image_path=None)], explain=True)[0]
+    expected = FakeModel().predict([Meme(id="meme", text="", image=None)], explain=True)[0]
     assert body["scores"] == expected["scores"]  # seeded by the text length: the model saw text ""
 
 

@@ -25,7 +25,7 @@ def test_every_semeval_2024_technique_is_a_2021_technique_and_line_breaks_are_re
     memes, problems = scan_semeval2024(data_root)
     assert not problems and len(memes) == 30
     first = memes[0]
-    assert first.text == "they lie always\nsad" and first.image_path is None
+    assert first.text == "they lie always\nsad" and first.image is None
     assert first.id == "semeval2024-task4/0" and first.source == "semeval2024-task4"
     get_task("semeval-t6").encode(memes)  # raises on a label outside the 22
 
@@ -94,8 +94,8 @@ def test_probe_learns_from_text_only_memes_and_predicts_memes_with_one_modality(
                                                 source_weights={"ptc": 0.5})).fit(own + extra)
     assert model.training_data == {"own": 40, "ptc": 2, "semeval2024-task4": 30}
     dev = load_split(task, "dev")
-    text_only = [Meme(id=f"t{m.id}", text=m.text, image_path=None) for m in dev]
-    image_only = [Meme(id=f"i{m.id}", text="", image_path=m.image_path) for m in dev]
+    text_only = [Meme(id=f"t{m.id}", text=m.text, image=None) for m in dev]
+    image_only = [Meme(id=f"i{m.id}", text="", image=m.image) for m in dev]
     for memes in (text_only, image_only):
         proba = model.predict_proba(memes)
         assert np.isfinite(proba).all() and len(model.predict(memes)) == len(memes)
@@ -166,7 +166,7 @@ def test_pooled_features_alone_equal_those_of_the_full_path(tiny_data_root):
     from memecat.models.inputs import encode_inputs
 
     dev = load_split(get_task("semeval-t6"), "dev")
-    memes = dev[:4] + [Meme("t", dev[4].text, None)] + [Meme("i", "", dev[5].image_path)]
+    memes = dev[:4] + [Meme("t", dev[4].text, None)] + [Meme("i", "", dev[5].image)]
     full = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False)
     pooled = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False, pooled_only=True)
     assert set(pooled) == {"text_pooled", "image_pooled", "image_present"}

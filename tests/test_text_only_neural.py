@@ -27,7 +27,7 @@ EXTRA = "semeval2024-task4"
 
 
 def text_only(meme: Meme, source: str | None = None) -> Meme:
-    return replace(meme, id=f"{source or 'own'}/{meme.id}", image_path=None, source=source)
+    return replace(meme, id=f"{source or 'own'}/{meme.id}", image=None, source=source)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def score_files(task: Task, pred_path: str | Path, gold_path: str | Path) -> tup
     if missing:
         raise DataError(pred_path, f"{len(missing)} gold memes have no prediction (first: {missing[0]})")
     gold = task.encode(gold_memes, gold_path)
-    as_memes = [Meme(id=m.id, text="", image_path=None, labels=tuple(predictions[m.id])) for m in gold_memes]
+    as_memes = [Meme(id=m.id, text="", image=None, labels=tuple(predictions[m.id])) for m in gold_memes]
     pred = np.zeros_like(gold)
     index = {label: j for j, label in enumerate(task.labels)}
     for row, meme in enumerate(as_memes):

@@ -66,10 +66,10 @@ def _fits_image(entry: dict[str, torch.Tensor] | None, dim: int) -> bool:
 
 def _read_image(meme: Meme) -> bytes:
     try:
-        return meme.image_path.read_bytes()
+        return meme.image.read_bytes()
     except OSError as exc:
         raise DataError(
-            meme.image_path, f"cannot read image ({exc.strerror or exc})", record_id=meme.id
+            meme.image, f"cannot read image ({exc.strerror or exc})", record_id=meme.id
         ) from None
 
 
@@ -88,8 +88,8 @@ def image_features(
     run = frozen_runner(encoder)
     grid = torch.zeros(len(memes), GRID_TOKENS, encoder.dim) if grids else None
     pooled = torch.zeros(len(memes), encoder.dim)
-    present = torch.tensor([meme.image_path is not None for meme in memes], dtype=torch.bool)
-    with_image = [index for index, meme in enumerate(memes) if meme.image_path is not None]
+    present = torch.tensor([meme.image is not None for meme in memes], dtype=torch.bool)
+    with_image = [index for index, meme in enumerate(memes) if meme.image is not None]
 
     def load(index: int) -> _Loaded:
         meme = memes[index]
@@ -99,7 +99,7 @@ def image_features(
         if _fits_image(entry, encoder.dim):
             return _Loaded(index, digest, entry, None)
         try:
-            image = open_image(data, name=str(meme.image_path))
+            image = open_image(data, name=str(meme.image))
         except DataError as exc:
             raise DataError(exc.path, exc.problem, record_id=meme.id) from None
         return _Loaded(index, digest, None, encoder.preprocess([image])[0])

@@ -50,11 +50,11 @@ def collect_inputs(*, image: str | Path | None = None, text: str | None = None,
             raise MemecatError("name an input file/folder, or give --text TEXT and/or --image FILE")
         if not text:
             raise MemecatError("--text is empty and no --image is given: a meme needs text, an image or both")
-        return [Meme(id="meme", text=text, image_path=None)]
+        return [Meme(id="meme", text=text, image=None)]
     image = Path(image)
     if not image.is_file():
         raise DataError(image, "image file not found")
-    return [Meme(id=image.stem, text=text or "", image_path=image)]
+    return [Meme(id=image.stem, text=text or "", image=image)]
 
 
 def _plain_text(text: str | None) -> str | None:
@@ -132,7 +132,7 @@ def _folder_memes(folder: Path) -> list[Meme]:
             raise DataError(sidecar, f"two images share the id {image.stem!r} (file name without suffix)")
         named.add(image.resolve())
         ids.add(image.stem)
-        memes.append(Meme(id=image.stem, text=text, image_path=image))
+        memes.append(Meme(id=image.stem, text=text, image=image))
 
     for name, text in _sidecar_records(sidecar):
         image = folder / name

@@ -16,12 +16,12 @@ from memecat.tasks import TASKS, get_task
 
 
 def _image_problem(meme: Meme, dataset: Path) -> DataError | None:
-    if meme.image_path is None:  # a text-only meme
+    if meme.image is None:  # a text-only meme
         return None
     try:
-        open_image(meme.image_path)
+        open_image(meme.image)
     except DataError as exc:
-        return DataError(dataset, f"image {meme.image_path.name}: {exc.problem}", meme.id)
+        return DataError(dataset, f"image {meme.image.name}: {exc.problem}", meme.id)
     return None
 
 

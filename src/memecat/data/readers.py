@@ -95,7 +95,7 @@ def _to_meme(path: Path, position: int, row: Any) -> Meme:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise DataError(path, "'labels' must be a list of strings", meme_id)
         labels = tuple(labels)
-    return Meme(id=meme_id, text=text, image_path=image_path, labels=labels)
+    return Meme(id=meme_id, text=text, image=image_path, labels=labels)
 
 
 def scan_dataset(path: str | Path) -> tuple[list[Meme], list[DataError]]:

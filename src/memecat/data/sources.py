@@ -6,7 +6,7 @@
   mapped onto SemEval-2021's names by `PTC_LABELS`.
 - `harm-p`: Harm-P (HarMeme's US-politics set, same label scheme as Harm-C), all three splits.
 
-Every source is text only: its images are not distributed, so `image_path` is None. Ids are prefixed with
+Every source is text only: its images are not distributed, so `image` is None. Ids are prefixed with
 the source name so they can never collide with the task's own.
 """
 
@@ -57,7 +57,7 @@ PTC_ARTICLES = "train-articles"
 
 
 def _text_only(memes: list[Meme], source: str) -> list[Meme]:
-    return [replace(m, id=f"{source}/{m.id}", image_path=None, source=source) for m in memes]
+    return [replace(m, id=f"{source}/{m.id}", image=None, source=source) for m in memes]
 
 
 def scan_semeval2024(root: Path, split: str = "train") -> tuple[list[Meme], list[DataError]]:
@@ -153,7 +153,7 @@ def scan_ptc(root: Path, context: Literal["sentence", "fragment"] = "sentence",
             continue
         labels = examples.setdefault(key, (fragment.article, text, []))[2]
         labels += [t for t in techniques if t not in labels]
-    memes = [Meme(id=f"ptc/{article}/{n}", text=text, image_path=None, labels=tuple(labels), source="ptc")
+    memes = [Meme(id=f"ptc/{article}/{n}", text=text, image=None, labels=tuple(labels), source="ptc")
              for n, (article, text, labels) in enumerate(examples.values())]
     return memes, problems
 

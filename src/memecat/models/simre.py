@@ -186,7 +186,7 @@ def pixel_mixed_grids(memes: list[Meme], pairs: tuple[np.ndarray, np.ndarray], l
                       batch_size: int = 32) -> torch.Tensor:
     """Frozen-encoder grids [P, 49, D] of lam * pixels_i + (1 - lam) * pixels_j, through the feature cache."""
     encoder, cache = image_encoder(name), feature_cache()
-    digests = [content_hash(m.image_path.read_bytes()) for m in memes]
+    digests = [content_hash(m.image.read_bytes()) for m in memes]
     out = torch.empty(len(pairs[0]), GRID_TOKENS, encoder.dim)
     todo = []
     for row, (i, j) in enumerate(zip(*pairs)):
@@ -198,8 +198,8 @@ def pixel_mixed_grids(memes: list[Meme], pairs: tuple[np.ndarray, np.ndarray], l
             todo.append((row, i, j, key))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        pixels = [lam * encoder.preprocess([open_image(memes[i].image_path)])[0]
-                  + (1 - lam) * encoder.preprocess([open_image(memes[j].image_path)])[0] for _, i, j, _ in chunk]
+        pixels = [lam * encoder.preprocess([open_image(memes[i].image)])[0]
+                  + (1 - lam) * encoder.preprocess([open_image(memes[j].image)])[0] for _, i, j, _ in chunk]
         grids = frozen_runner(encoder)(torch.stack(pixels)).grid
         for (row, _, _, key), grid in zip(chunk, grids):
             entry = {"grid": grid.to(torch.float16).clone()}
@@ -423,7 +423,7 @@ class SimReModel(EnsembleModel):
     # --- the verbs -------------------------------------------------------------------------
     def note_training_data(self, memes: list[Meme]) -> None:
         # Memes with an image are the only ones fit_member trains on.
-        super().note_training_data([m for m in memes if m.image_path is not None])
+        super().note_training_data([m for m in memes if m.image is not None])
 
     def fit_member(self, member, seed, memes, train, dev) -> SimReNet:
         # The loss pairs each text with its image, so only memes with an image train (and are mixed); dev

@@ -152,7 +152,7 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
 
     def run_model(data: bytes | None, kind: str | None, name: str, text: str) -> dict:
         if data is None:  # a text-only meme
-            return predict_one(Meme(id=name, text=text, image_path=None))
+            return predict_one(Meme(id=name, text=text, image=None))
         try:
             open_image(data, name=name)  # a corrupt image is the caller's problem, not the model's
         except DataError as exc:
@@ -161,7 +161,7 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image_path=Path(tmp)))
+            return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image=Path(tmp)))
         finally:
             os.unlink(tmp)
 
