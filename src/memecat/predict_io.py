@@ -9,7 +9,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from memecat.data.meme import Meme
 from memecat.data.readers import read_dataset
 from memecat.errors import DataError, MemecatError
-from memecat.files import publish
+from memecat.files import atomic_open
 
 if TYPE_CHECKING:  # torch stays unimported until a model is actually needed
     from memecat.models.base import MemeModel
@@ -231,12 +230,5 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
         with path.open("w", encoding="utf-8", newline="") as f:
             f.write(text)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        f.write(text)

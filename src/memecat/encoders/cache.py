@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from memecat.encoders.base import Encoder
+from memecat.files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,10 @@ class FeatureCache:
 
     def put(self, encoder: Encoder, digest: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store atomically (temp file + rename); a failed write only costs a recompute later."""
-        path = self.path(encoder, digest)
-        tmp: str | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_open(self.path(encoder, digest), "wb") as handle:
                 handle.write(save({key: value.contiguous() for key, value in tensors.items()}))
-            os.replace(tmp, path)
         except OSError as exc:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             if not self._warned:
                 log.warning(
                     "feature cache %s is not writable (%s); features will be recomputed", self.root, exc

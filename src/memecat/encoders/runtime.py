@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 import weakref
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from torch import nn
 
 from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextFeatures
 from memecat.encoders.cache import default_cache_dir
+from memecat.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,11 @@ def _dynamic_axes(encoder: Encoder) -> dict[str, dict[int, str]]:
 def _export(encoder: Encoder, path: Path) -> None:
     example = _example_inputs(encoder, batch=2, length=6)
     outputs = ["grid", "pooled"] if isinstance(encoder, ImageEncoder) else ["tokens", "pooled"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".onnx")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter about shapes treated as constants
-            torch.onnx.export(_PlainOutputs(encoder).eval(), tuple(example.values()), tmp, dynamo=False,
-                              input_names=list(example), output_names=outputs,
-                              dynamic_axes=_dynamic_axes(encoder), opset_version=17)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shapes treated as constants
+        torch.onnx.export(_PlainOutputs(encoder).eval(), tuple(example.values()), str(tmp), dynamo=False,
+                          input_names=list(example), output_names=outputs,
+                          dynamic_axes=_dynamic_axes(encoder), opset_version=17)
 
 
 def _session(path: Path):

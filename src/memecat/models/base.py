@@ -7,10 +7,9 @@ names, the resolved config) and `model.safetensors`; an ensemble keeps its membe
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from memecat import __version__
 from memecat.data.meme import Meme
 from memecat.errors import MemecatError
-from memecat.files import publish
+from memecat.files import atomic_path, write_json
 from memecat.models.thresholds import log_scores
 from memecat.tasks import Task, get_task
 
@@ -40,14 +39,6 @@ class ModelConfig(BaseModel):
     # the task's own.
     extra_data: tuple[str, ...] = ()
     source_weights: dict[str, float] = {}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    publish(f.name, path)
 
 
 class MemeModel:
@@ -126,10 +117,9 @@ class MemeModel:
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if state:
-            tmp = directory / (WEIGHTS_FILE + ".tmp")
-            save_file(state, str(tmp))
-            publish(tmp, directory / WEIGHTS_FILE)
-        write_json_atomic(directory / CONFIG_FILE, {
+            with atomic_path(directory / WEIGHTS_FILE) as tmp:
+                save_file(state, str(tmp))
+        write_json(directory / CONFIG_FILE, {
             "format_version": FORMAT_VERSION,
             "memecat_version": __version__,
             "model_type": self.model_type,
