@@ -1,13 +1,13 @@
 """What extra training sources add: 5-fold CV over the task's train+val with and without them.
 
-    python benchmarks/extra_data.py --task semeval-t6 --model linear-probe --sources none,semeval2024-task4 --seeds 0,1,2
+    python benchmarks/extra_data.py --task semeval-t6 --sources none,semeval2024-task4 --seeds 0,1,2
     python benchmarks/extra_data.py --task semeval-t6 --report
 
 Every CV fold trains on its K-1 folds plus every meme of the named sources and is scored on its held-out
 fold of the task's own memes only. For semeval-t6 each run also fits on all of train+dev (+ sources) and scores
 the SemEval-2024 `val.json` memes (text only), a second held-out check. A source set is `+`-joined names
-(`semeval2024-task4+ptc`), `none` for the task's own memes alone. `--config` holds JSON overrides of the
-model's config, and `--name` labels the row (default: the source set);
+(`semeval2024-task4+ptc`), `none` for the task's own memes alone. The model is --model (default linear-probe)
+or --recipe's, with --options on top; `--name` labels the row (default: the source set);
 `--ptc-context` / `--ptc-merged` read PTC another way than its default. One JSON line per (row, seed) goes to
 benchmarks/results/extra_data.jsonl; a run already recorded is skipped. `--report` prints the tables: CV
 mean ± std over seeds, paired t-test p over the (seed, fold) runs against the same model's `none` row, and
@@ -22,9 +22,9 @@ import json
 import time
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
+from common import RESULTS, add_model_options, builder, model_config
 from scipy.stats import ttest_rel
 
 from memecat.data.sources import (
@@ -37,16 +37,15 @@ from memecat.data.sources import (
 )
 from memecat.evaluation import cross_validate
 from memecat.metrics import per_label_table, task_scores
-from memecat.models.registry import model_class
 from memecat.tasks import VALIDATION_SPLIT, get_task, load_split, resolve_data_root
 
-RESULTS = Path("benchmarks/results/extra_data.jsonl")
+RECORDS = RESULTS / "extra_data.jsonl"
 
 
 def records() -> list[dict]:
-    if not RESULTS.exists():
+    if not RECORDS.exists():
         return []
-    return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -55,36 +54,33 @@ def run(args: argparse.Namespace) -> None:
     # PTC read another way than the shipped default, to measure the choice.
     SOURCES["ptc"] = replace(SOURCES["ptc"], scan=partial(scan_ptc, context=args.ptc_context, merged=args.ptc_merged))
     memes = load_split(task, "train") + load_split(task, VALIDATION_SPLIT[task.name])
-    cls = model_class(args.model)
-    overrides = json.loads(args.config)
+    model_name, config = model_config(args.model or (None if args.recipe else "linear-probe"), args.recipe,
+                                      args.options)
     done = {(r["task"], r["model"], r["name"], r["seed"]) for r in records()}
     for source_set in args.sources.split(","):
         sources = parse_sources(source_set.replace("+", ","))
         name = args.name or source_set
         extra = load_sources(task.name, sources, root)
-
-        def build(seed: int, sources=sources):
-            return cls(task, cls.config_class(**{**overrides, "extra_data": sources, "seed": seed}))
-
+        build = builder(model_name, task, {**config, "extra_data": sources}, args.cache)
         for seed in [int(s) for s in args.seeds.split(",")]:
-            if (task.name, args.model, name, seed) in done:
+            if (task.name, model_name, name, seed) in done:
                 print(f"{name} seed {seed}: recorded, skipped", flush=True)
                 continue
             started = time.perf_counter()
             result = cross_validate(task, build, memes, folds=args.folds, seed=seed, extra=extra)
             seconds = time.perf_counter() - started
             gold = task.encode(memes)
-            weights = {s: overrides.get("source_weights", {}).get(s, default_weight(s)) for s in sources}
-            row = {"task": task.name, "model": args.model, "name": name, "sources": list(sources), "weights": weights,
-                   "config": overrides, "ptc": {"context": args.ptc_context, "merged": args.ptc_merged},
-                   "seed": seed, "cv_seconds": round(seconds, 1), "folds": result["runs"],
+            weights = {s: config.get("source_weights", {}).get(s, default_weight(s)) for s in sources}
+            row = {"task": task.name, "model": model_name, "name": name, "sources": list(sources), "weights": weights,
+                   "recipe": args.recipe, "config": config,
+                   "ptc": {"context": args.ptc_context, "merged": args.ptc_merged}, "seed": seed, "cv_seconds": round(seconds, 1), "folds": result["runs"],
                    "mean": result["mean"],
                    "per_label_f1": [r["f1"] for r in per_label_table(gold, result["oof_pred"], task.labels)]}
             if task.name == "semeval-t6" and not args.no_val2024:
                 val2024, _ = scan_semeval2024(root, "val")
-                model = build(seed).fit(memes + extra, None)
+                model = build(seed).fit(memes + extra)
                 row["val2024"] = task_scores(task, task.encode(val2024), model.decide(model.predict_proba(val2024)))
-            with RESULTS.open("a") as f:
+            with RECORDS.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{name} seed {seed}: cv {result['mean']}  val2024 {row.get('val2024', '-')}  ({seconds:.0f}s)",
                   flush=True)
@@ -136,13 +132,13 @@ def report(task_name: str, baseline: str, only: list[str] | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--model", default="linear-probe")
+    parser.add_argument("--model", default=None, help="default: the recipe's model, else linear-probe")
+    add_model_options(parser)
     parser.add_argument("--sources", default="none", help="comma-separated source sets, each +-joined names")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--config", default="{}", help="JSON of config overrides")
     parser.add_argument("--name", default=None, help="row name (default: the source set)")
     parser.add_argument("--ptc-context", choices=["sentence", "fragment"], default="sentence")
     parser.add_argument("--ptc-merged", choices=["all", "drop"], default="all")

@@ -1,11 +1,11 @@
 """The paper's Table 1 ablation on our encoders: dev and 5-fold CV over train+dev, mean ± std over seeds.
 
-    python benchmarks/label_attention_ablation.py --seeds 0,1,2 [--variants none,image,text,both]
+    python benchmarks/label_attention_ablation.py --recipe label-attention-frozen --seeds 0,1,2
 
-Single models (ensemble_size=1), as in the paper's table, trained with the default recipe unless --config
-says otherwise. Each run is scored with its configured thresholds (per-label by default) and with the other
-mode (global; per-label when global is configured), both chosen on the same held-out memes, so the two modes
-compare on identical models. Writes benchmarks/results/la_ablation.{json,md} (--out changes the stem).
+Single models (ensemble_size 1), as in the paper's table, with the model's defaults or --recipe / --options.
+Each run is scored with its configured thresholds and with the other mode (global; per-label when global is
+configured), both chosen on the same held-out memes, so the two modes compare on identical models. Writes
+benchmarks/results/la_ablation.{json,md} (--out changes the stem).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import json
 import time
 from pathlib import Path
 
-from memecat.evaluation import fold_splits, summarise
+from common import RESULTS, add_model_options, builder, cross_validate_modes, model_config
+
+from memecat.evaluation import summarise
 from memecat.metrics import task_scores
-from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble
+from memecat.models.ensemble import EnsembleModel
 from memecat.models.thresholds import choose_thresholds
 from memecat.tasks import get_task, load_split
 
@@ -27,41 +29,36 @@ PAPER = {"none": (0.1333, 0.0812), "image": (0.4140, 0.1155), "text": (0.5256, 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_options(parser)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default="both,text,image,none")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--config", default="{}", help="LabelAttentionConfig overrides as JSON (the recipe)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/la_ablation"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "la_ablation")
     args = parser.parse_args()
-    overrides = json.loads(args.config)
-    other = other_mode(LabelAttentionConfig(**overrides))  # the threshold mode scored beside the configured one
+    _, config = model_config("label-attention", args.recipe, args.options)
     task = get_task("semeval-t6")
     train, dev = load_split(task, "train"), load_split(task, "dev")
-    results = {}
+    results, other = {}, None
     for variant in args.variants.split(","):
+        build = builder("label-attention", task, {**config, "attention": variant, "ensemble_size": 1}, args.cache)
+        configured = build(0).config.threshold_mode
+        other = "per-label" if configured == "global" else "global"  # the mode scored beside the configured one
         dev_runs, cv_runs = [], []
         for seed in [int(s) for s in args.seeds.split(",")]:
-            build = lambda s, v=variant: LabelAttentionEnsemble(
-                task, LabelAttentionConfig(**{**overrides, "attention": v, "ensemble_size": 1, "seed": s}))
             started = time.perf_counter()
-            dev_runs.append(score_modes(build(seed).fit(train, None), dev, other))
-            pool = train + dev
-            folds = [score_modes(build(seed * 100 + k).fit([pool[i] for i in tr], None), [pool[i] for i in te], other)
-                     for k, (tr, te) in enumerate(fold_splits(task, pool, args.folds, seed))]
+            dev_runs.append(score_modes(build(seed).fit(train), dev, other))
+            result = cross_validate_modes(task, build, train + dev, args.folds, seed, modes=(other,))
+            folds = [{**run, **{f"{k}_other": v for k, v in again.items()}}
+                     for run, again in zip(result["runs"], result["by_threshold_mode"][other])]
             cv_runs.append(summarise(folds)["mean"])
             print(f"{variant} seed {seed}: dev {dev_runs[-1]}  cv {cv_runs[-1]}  "
                   f"({time.perf_counter() - started:.0f}s)", flush=True)
         results[variant] = {"dev": summarise(dev_runs), "cv": summarise(cv_runs)}
-        # after every variant, so a long run leaves partial tables
-        write_tables(results, args.out, other)
+        write_tables(results, args.out, other)  # after every variant, so a long run leaves partial tables
 
 
-def other_mode(config: LabelAttentionConfig) -> str:
-    return "per-label" if config.threshold_mode == "global" else "global"
-
-
-def score_modes(model: LabelAttentionEnsemble, memes: list, other: str) -> dict[str, float]:
+def score_modes(model: EnsembleModel, memes: list, other: str) -> dict[str, float]:
     """Scores with the configured thresholds, and with mode `other`'s chosen on the same held-out memes."""
     task = model.task
     gold, proba = task.encode(memes), model.predict_proba(memes)

@@ -17,7 +17,7 @@ from memecat.encoders.base import Encoder
 from memecat.encoders.cache import FeatureCache, default_cache_dir
 from memecat.encoders.image import ResNetEncoder, resnet_50
 from memecat.errors import DataError
-from memecat.features import image_features, text_features
+from memecat.features import FeatureExtractor
 
 
 def tiny_resnet(seed: int) -> ResNetEncoder:
@@ -38,10 +38,15 @@ def count_encoded(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[int
     return sizes
 
 
-@pytest.fixture(autouse=True)
-def _pytorch_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Encoders run in PyTorch here, so counting forward calls counts encoded memes (no export checks)."""
-    monkeypatch.setenv("MEMECAT_RUNTIME", "torch")
+def image_features(memes, encoder, cache, batch_size=32, progress=False):
+    # Encoders run in PyTorch here, so counting forward calls counts encoded memes (no export checks).
+    extractor = FeatureExtractor(None, encoder, cache, runtime="torch", batch_size=batch_size)
+    return extractor.image_features(memes, progress=progress)
+
+
+def text_features(memes, encoder, cache, progress=False):
+    extractor = FeatureExtractor(encoder, None, cache, runtime="torch")
+    return extractor.text_features([m.text for m in memes], progress=progress)
 
 
 @pytest.fixture(scope="module")

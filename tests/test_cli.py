@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -60,11 +59,14 @@ def test_user_errors_are_one_line(args, message, tmp_path, monkeypatch):
 
 
 def test_bad_config_option_is_named(tiny_data_root, tmp_path):
-    config = tmp_path / "c.yaml"
-    config.write_text("label_dim: 16\nlearning_rate_typo: 3\n")
-    result = CliRunner().invoke(cli, ["train", "--task", "semeval-t6", "--model", "label-attention",
-                                      "--out", str(tmp_path / "m"), "--config", str(config)])
-    assert result.exit_code == 2 and "learning_rate_typo" in result.output
+    recipe = tmp_path / "c.yaml"
+    recipe.write_text("model: label-attention\nconfig:\n  label_dim: 16\n  train: {learning_rate_typo: 3}\n")
+    result = CliRunner().invoke(cli, ["train", "--task", "semeval-t6", "--out", str(tmp_path / "m"),
+                                      "--recipe", str(recipe)])
+    assert result.exit_code == 2 and "train.learning_rate_typo" in result.output
+    result = CliRunner().invoke(cli, ["train", "--task", "semeval-t6", "--model", "simre", "--out", "m",
+                                      "--recipe", "label-attention-frozen"])
+    assert result.exit_code == 2 and "is for model 'label-attention', not 'simre'" in result.output
 
 
 def test_damaged_model_folders(tiny_data_root, tmp_path):
@@ -102,46 +104,46 @@ def test_data_check_lists_every_problem(tmp_path):
 
 
 def test_run_main_job_writes_model_and_predictions(data_root, tmp_path):
-    from memecat.cli import BEST_EXTRA_DATA
-
-    config = tmp_path / "tiny.yaml"
-    config.write_text("folds: 3\n")
     out = tmp_path / "run"
-    result = invoke("run", "--out", out, "--config", config)
+    result = invoke("run", "--out", out)
     assert result.exit_code == 0, result.output
     assert "dev (12 memes): micro_f1=" in result.output
     assert "refit on train+dev (52 memes)" in result.output  # the shipped model learns from every label
     assert len(json.loads((out / "test_predictions.json").read_text())) == 6
     assert len(json.loads((out / "dev_predictions.json").read_text())) == 12
     meta = json.loads((out / "model" / "config.json").read_text())
-    assert meta["model_type"] == "linear-probe"
+    assert meta["model_type"] == "linear-probe" and meta["recipe"] == "linear-probe-semeval2024"
     # The best recipe's extra sources train the shipped model too; none of their memes is scored.
-    assert set(meta["training_data"]) == {"own", *BEST_EXTRA_DATA["semeval-t6"]}
+    assert set(meta["training_data"]) == {"own", "semeval2024-task4"}
     assert meta["training_data"]["own"] == 52
-    result = invoke("run", "--out", tmp_path / "plain", "--config", config, "--extra-data", "none", "--no-refit")
+    card = (out / "model" / "README.md").read_text()
+    assert "linear-probe-semeval2024" in card and "memecat.load_model" in card and "dev, fitted on train" in card
+    result = invoke("run", "--out", tmp_path / "plain", "--model", "linear-probe", "--no-refit")
     assert json.loads((tmp_path / "plain" / "model" / "config.json").read_text())["training_data"] == {"own": 40}
 
 
 def test_run_trains_a_named_neural_model_with_lightning_logs(tiny_data_root, tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text("label_dim: 8\nhidden_dims: [8, 4]\nmax_epochs: 1\nensemble_size: 2\nensemble_dev_size: 8\n")
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("config:\n  label_dim: 8\n  hidden_dims: [8, 4]\n  ensemble_size: 2\n  ensemble_dev_size: 8\n"
+                      "  train: {max_epochs: 1}\n")
     out = tmp_path / "run"
-    result = invoke("run", "--model", "label-attention", "--out", out, "--config", config, "--no-refit")
+    result = invoke("run", "--model", "label-attention", "--out", out, "--recipe", recipe, "--no-refit")
     assert result.exit_code == 0, result.output
     assert "refit" not in result.output
     assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "label-attention"
     assert (out / "logs" / "member1" / "logs" / "version_0" / "metrics.csv").exists()  # Lightning's CSV log
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "docs" / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
-def test_shipped_configs_are_valid_for_their_model(path):
-    # The README's commands use these files; the file name starts with the model it configures.
-    from memecat.config_io import load_config
-    from memecat.models.registry import model_class
+def test_shipped_recipes_build_their_models_and_are_listed():
+    from memecat.models.registry import create_model
+    from memecat.recipes import list_recipes
 
-    name = next(n for n in ("linear-probe", "label-attention", "simre") if path.name.startswith(n))
-    load_config(model_class(name).config_class, path)
+    recipes = list_recipes()
+    assert len(recipes) >= 8 and all(r.model and r.description for r in recipes)
+    for recipe in recipes:
+        create_model(recipe.model, "semeval-t6", **recipe.config)
+    listing = invoke("models").output
+    assert all(r.name in listing for r in recipes) and "simre" in listing and "efficientnet-lite0" in listing
 
 
 def test_a_bad_output_path_fails_before_any_work(tmp_path):
@@ -152,11 +154,10 @@ def test_a_bad_output_path_fails_before_any_work(tmp_path):
 
 @pytest.mark.parametrize("size", [1, 2])
 def test_train_never_passes_off_a_dev_score_it_selected_on(tiny_data_root, tmp_path, size):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(f"label_dim: 8\nhidden_dims: [8, 4]\nmax_epochs: 1\nensemble_size: {size}\n"
-                      "ensemble_dev_size: 8\nfinetune_layers: 0\n")
-    result = invoke("train", "--task", "semeval-t6", "--model", "label-attention", "--out", tmp_path / "m",
-                    "--config", config)
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(f"model: label-attention\nconfig:\n  label_dim: 8\n  hidden_dims: [8, 4]\n"
+                      f"  ensemble_size: {size}\n  ensemble_dev_size: 8\n  finetune_layers: 0\n  train: {{max_epochs: 1}}\n")
+    result = invoke("train", "--task", "semeval-t6", "--out", tmp_path / "m", "--recipe", recipe)
     assert result.exit_code == 0, result.output
     if size == 1:  # one network stopped early and set its thresholds on dev: scored, but labelled
         assert "dev (chose early stopping and thresholds, so optimistic): micro_f1=" in result.output

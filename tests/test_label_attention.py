@@ -8,16 +8,10 @@ import torch
 
 from memecat.models.base import load_model
 from memecat.models.ensemble import member_splits
-from memecat.models.label_attention import (
-    LabelAttentionConfig,
-    LabelAttentionEnsemble,
-    LabelAttentionNet,
-    cumulative_targets,
-    level_probabilities,
-)
+from memecat.models.label_attention import LabelAttentionConfig, LabelAttentionEnsemble, LabelAttentionNet
 from memecat.tasks import get_task, load_split
 
-TINY = {"label_dim": 16, "hidden_dims": (16, 8), "max_epochs": 2, "patience": 1, "batch_size": 16,
+TINY = {"label_dim": 16, "hidden_dims": (16, 8), "train": {"max_epochs": 2, "patience": 1, "batch_size": 16},
         "ensemble_size": 2, "ensemble_dev_size": 8}
 
 
@@ -48,31 +42,6 @@ def test_avg_pooling_only_scores_every_label_alike():
     assert torch.allclose(logits, logits[:, :1].expand_as(logits))
 
 
-def test_ordinal_steps_from_levels_and_back():
-    levels = torch.eye(3)  # not / somewhat / very harmful
-    assert cumulative_targets(levels).tolist() == [[0, 0], [1, 0], [1, 1]]
-    # P(>= somewhat) = 0.8, P(>= very) = 0.3 -> levels 0.2 / 0.5 / 0.3
-    proba = level_probabilities(torch.logit(torch.tensor([[0.8, 0.3]])))
-    assert torch.allclose(proba, torch.tensor([[0.2, 0.5, 0.3]]))
-    # Crossing steps (P(>= very) > P(>= somewhat)) are made monotone, so no level gets a negative probability.
-    crossed = level_probabilities(torch.logit(torch.tensor([[0.4, 0.6]])))
-    assert torch.all(crossed >= 0) and torch.allclose(crossed.sum(-1), torch.ones(1))
-
-
-def test_ordinal_harm_levels_fit_save_load_explain(tmp_path, tiny_data_root):
-    task = get_task("harm-c-3")
-    model = LabelAttentionEnsemble(task, LabelAttentionConfig(**{**TINY, "ensemble_size": 1}, levels="ordinal"))
-    model.fit(load_split(task, "train"), load_split(task, "val"))
-    assert model.members[0].label_embeddings.shape[0] == 2  # one per step, not per level
-    memes = load_split(task, "test")
-    proba = model.predict_proba(memes)
-    assert proba.shape == (len(memes), 3) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
-    loaded = load_model(model.save_pretrained(tmp_path / "model"))
-    np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-6)
-    [record] = loaded.predict(memes[:1], explain=True)
-    assert set(record["explanation"]) == {"at least somewhat harmful", "at least very harmful"}
-
-
 def test_member_splits_original_first_then_random_devs():
     splits = member_splits(10, 13, size=3, dev_size=4, seed=0, has_val=True)
     assert list(splits[0][1]) == [10, 11, 12] and len(splits) == 3
@@ -84,7 +53,7 @@ def test_member_splits_original_first_then_random_devs():
 def trained(tmp_path_factory, tiny_data_root_module):
     task = get_task("semeval-t6")
     model = LabelAttentionEnsemble(task, LabelAttentionConfig(**TINY))
-    model.fit(load_split(task, "train"), load_split(task, "dev"))
+    model.fit(load_split(task, "train"), eval_memes=load_split(task, "dev"))
     folder = model.save_pretrained(tmp_path_factory.mktemp("la") / "model")
     return model, folder
 
@@ -142,7 +111,7 @@ def test_explanations_have_tokens_and_a_7x7_grid(trained):
 def test_same_seed_same_predictions(trained):
     model, _ = trained
     again = LabelAttentionEnsemble(model.task, LabelAttentionConfig(**TINY))
-    again.fit(load_split(model.task, "train"), load_split(model.task, "dev"))
+    again.fit(load_split(model.task, "train"), eval_memes=load_split(model.task, "dev"))
     memes = load_split(model.task, "test")
     np.testing.assert_allclose(again.predict_proba(memes), model.predict_proba(memes), atol=1e-6)
 
@@ -150,27 +119,28 @@ def test_same_seed_same_predictions(trained):
 DDP_SCRIPT = textwrap.dedent("""
     import sys, torch
     from memecat.models.label_attention import *
-    from memecat.models.inputs import TensorDictDataset
     from memecat.tasks import get_task
-    from memecat.training import TrainerOptions, fit_module
+    from memecat.training import TrainConfig
+    from memecat.training.label_attention import LabelAttentionObjective
+    from memecat.training.loop import fit_module
 
     out = sys.argv[1]
     task = get_task("semeval-t6")
-    cfg = LabelAttentionConfig(label_dim=16, hidden_dims=(16, 8), batch_size=8, ensemble_size=1, finetune_layers=0)
+    cfg = LabelAttentionConfig(label_dim=16, hidden_dims=(16, 8), ensemble_size=1, finetune_layers=0)
     torch.manual_seed(0)
     n = 32
     data = {"text_tokens": torch.randn(n, 6, 384), "text_mask": torch.ones(n, 6, dtype=torch.bool),
             "image_grid": torch.randn(n, 49, 1280), "labels": (torch.rand(n, 22) < 0.2).float()}
-    loader = lambda: torch.utils.data.DataLoader(TensorDictDataset(data), batch_size=8)
     model = LabelAttentionEnsemble(task, cfg)
     net = LabelAttentionNet(22, 384, 1280, cfg)
-    module = fit_module(LabelAttentionModule(net, cfg, task), loader(), loader(),
-                        TrainerOptions(max_epochs=2, devices=2, strategy="ddp", log_dir=out + "/logs",
-                                       progress=False))
+    train = TrainConfig(max_epochs=2, batch_size=8, devices=2, strategy="ddp")
+    module = fit_module(LabelAttentionObjective(net, task, train), data, data, train, seed=0,
+                        log_dir=out + "/logs", progress=False)
     rank = module.trainer_global_rank
     torch.save(net.state_dict(), f"{out}/rank{rank}.pt")
     if rank == 0:
         model.members = [net]
+        model.thresholds, model.class_offsets = torch.full((22,), 0.5).numpy(), torch.zeros(22).numpy()
         model.save_pretrained(out + "/model")
 """)
 

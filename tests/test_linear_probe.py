@@ -19,7 +19,7 @@ def test_all_views_fit_save_load_predict(tmp_path, tiny_data_root, task_name):
     np.testing.assert_allclose(loaded.predict_proba(memes), proba, atol=1e-5)
     assert loaded.predict(memes) == model.predict(memes)
     # Readable by others (a service may run as another user); nothing left behind.
-    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(f.name for f in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert all(f.stat().st_mode & 0o777 == 0o644 for f in folder.iterdir())
 
 

@@ -13,7 +13,7 @@ import pytest
 from test_serve import FakeModel, png_bytes
 
 from memecat.errors import DataError, MemecatError
-from memecat.predict_io import collect_inputs, predict_safely, write_predictions
+from memecat.predict_io import collect_inputs, predict_safely, read_predictions, write_predictions
 
 
 def image_folder(tmp_path: Path, *names: str) -> Path:
@@ -127,6 +127,27 @@ def test_folder_image_without_text_is_image_only(tmp_path: Path, name: str, cont
     assert failures == 0 and [r["id"] for r in records] == ["a", "b"]
 
 
+@pytest.mark.parametrize("name, write", [
+    ("texts.json", lambda texts: json.dumps(texts, ensure_ascii=False)),
+    ("texts.jsonl", lambda texts: "".join(json.dumps({"image": k, "text": v}, ensure_ascii=False) + "\n"
+                                          for k, v in texts.items())),
+    ("texts.csv", lambda texts: "image,text\r\n" + "".join(f'{k},"{v}"\r\n' for k, v in texts.items())),
+])
+def test_sidecar_texts_keep_their_line_breaks(tmp_path: Path, name: str, write) -> None:
+    texts = {"a.png": "top\u2028bottom", "b.png": "one\ntwo, three\x85four"}
+    folder = image_folder(tmp_path, "a.png", "b.png")
+    (folder / name).write_text(write(texts), encoding="utf-8")
+    memes = collect_inputs(input_path=folder)
+    assert [m.text for m in memes] == list(texts.values())
+
+
+def test_sidecar_with_a_byte_order_mark(tmp_path: Path) -> None:
+    folder = image_folder(tmp_path, "a.png")
+    (folder / "texts.csv").write_bytes("\ufeffimage,text\na.png,caf\u00e9\n".encode())
+    [meme] = collect_inputs(input_path=folder)
+    assert meme.text == "caf\u00e9"
+
+
 def test_folder_with_an_empty_sidecar_predicts_every_image_without_text(tmp_path: Path) -> None:
     folder = image_folder(tmp_path, "b.png", "a.jpg")
     (folder / "texts.json").write_text("{}")
@@ -150,7 +171,9 @@ def test_folder_without_images_is_refused(tmp_path: Path) -> None:
     ({"texts.json": json.dumps({"a.png": "x", "a.gif": "y"}), "a.gif": ""}, "two images share the id 'a'"),
     ({"texts.json": json.dumps({"a.png": "x"}), "b.webp": ""}, "two images share the id 'b'"),  # b.png unnamed
     ({"texts.json": "[1, 2]"}, "record 1 has no 'image' field"),
-    ({"texts.json": "{broken"}, "malformed JSON"),
+    ({"texts.json": "{broken"}, "malformed JSON at line 1 column 2"),
+    ({"texts.jsonl": '{"image": "a.png"}\n{"text": "x"}\n'}, "line 2 has no 'image' field"),
+    ({"texts.json": "7"}, "expected a JSON object {image name: text} or a list of {image, text} records"),
     ({"texts.csv": "name,caption\n"}, "CSV header lacks column\\(s\\) image, text"),
 ])
 def test_folder_problems_name_file_and_cause(tmp_path: Path, files: dict, message: str) -> None:
@@ -215,6 +238,14 @@ def test_csv_columns(tmp_path: Path) -> None:
     assert list(rows[0]) == ["id", "labels", "error", "Smears", "Doubt"]
     assert rows[0] == {"id": "a", "labels": "Smears;Doubt", "error": "", "Smears": "0.9", "Doubt": "0.7"}
     assert rows[2]["error"] == "c.png: corrupt image" and rows[2]["Smears"] == ""
+    assert rows[1]["labels"] == "[]"  # no labels, not the empty cell of a record without any
+
+
+def test_csv_labels_that_semicolons_cannot_carry_are_a_json_list(tmp_path: Path) -> None:
+    path = tmp_path / "pred.csv"
+    write_predictions([{"id": "a", "labels": ["x;y", "z"]}, {"id": "b", "labels": [" padded"]}], path)
+    rows = list(csv.DictReader(path.open(newline="")))
+    assert [row["labels"] for row in rows] == ['["x;y", "z"]', '[" padded"]']
 
 
 def test_dash_writes_stdout(capsys: pytest.CaptureFixture) -> None:
@@ -272,3 +303,35 @@ def test_a_folder_is_refused_as_the_output(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(MemecatError, match="pred.json: is a folder"):
         write_predictions(RECORDS, folder)
+
+
+# --- read_predictions -----------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_read_predictions_of_each_format(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"pred.{fmt}"
+    write_predictions(RECORDS[:2], path)
+    assert read_predictions(path) == {"a": ["Smears", "Doubt"], "b": []}
+
+
+@pytest.mark.parametrize("name, content, message", [  # message: what follows the path
+    ("pred.json", '{"a": ["Smears"]}', ': expected a JSON list of {"id", "labels"} records'),
+    ("pred.json", '[{"id": "a", "labels": []}, {"labels": []}]', ": record 1 has no 'id'"),
+    ("pred.jsonl", '{"id": "a", "labels": []}\n\n"a"\n', ": record 1 has no 'id'"),
+    ("pred.json", '[{"id": "a", "labels": "Smears"}]', " [id a]: record has no 'labels' list"),
+    ("pred.json", '[{"id": "c", "error": "c.png: corrupt image"}]', " [id c]: record has no 'labels' list"),
+    ("pred.csv", "id,labels,error\nc,,c.png: corrupt image\n", " [id c]: record has no 'labels' list"),
+    ("pred.jsonl", '{"id": 1, "labels": []}\n{"id": "1", "labels": []}\n', " [id 1]: duplicate id"),
+    ("pred.csv", "id,error\na,\n", ": CSV header lacks column(s) labels"),
+])
+def test_read_predictions_problems(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_predictions(path)
+    assert str(info.value) == f"{path}{message}"
+
+
+def test_read_predictions_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as info:
+        read_predictions(tmp_path / "nope.json")
+    assert str(info.value) == f"{tmp_path / 'nope.json'}: predictions file not found"

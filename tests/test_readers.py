@@ -62,3 +62,40 @@ def test_scan_lists_every_problem(tmp_path):
 def test_missing_dataset_file(tmp_path):
     with pytest.raises(DataError, match="not found"):
         read_dataset(tmp_path / "nope.json")
+
+
+def test_csv_text_spanning_lines(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('id,text,labels\n1,"TOP TEXT\nbottom text, with a comma",Smears\n2,"say ""hi""",\n',
+                    encoding="utf-8")
+    memes = read_dataset(path)
+    assert [(m.id, m.text, m.labels) for m in memes] == [
+        ("1", "TOP TEXT\nbottom text, with a comma", ("Smears",)), ("2", 'say "hi"', None)]
+
+
+def test_jsonl_text_with_unicode_line_separators(tmp_path):
+    text = "first\u2028second\u2029third\x85fourth"
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"id": "1", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    [meme] = read_dataset(path)
+    assert meme.text == text
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("d.jsonl", '{"id": "1", "text": "a"}\n\n["not", "an object"]\n', "line 3 is not a JSON object"),
+    ("d.csv", 'id,text\n1,"two\nlines"\n,no id\n', "line 4 has no 'id' field"),
+    ("d.json", '[{"id": "1", "text": "a"}, {"text": "b"}]', "record 2 has no 'id' field"),
+])
+def test_record_problems_say_where_the_record_is(tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        read_dataset(path)
+    assert str(err.value) == f"{path}: {problem}"
+
+
+def test_dataset_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufeffid,text\n1,hello\n".encode())
+    [meme] = read_dataset(path)
+    assert (meme.id, meme.text) == ("1", "hello")

@@ -24,10 +24,10 @@ def pixels() -> torch.Tensor:
     return get_image_encoder("efficientnet-lite0").preprocess(images)
 
 
-def assert_same_features(encoder, *inputs: torch.Tensor) -> None:
+def assert_same_features(encoder, *inputs: torch.Tensor, runtime: str = "onnx") -> None:
     with torch.inference_mode():
         expected = encoder(*inputs)
-    got = frozen_runner(encoder)(*inputs)
+    got = frozen_runner(encoder, default_cache_dir() / "onnx", runtime)(*inputs)
     for want, have in zip(expected, got):
         assert have.shape == want.shape
         torch.testing.assert_close(have, want, atol=1e-3, rtol=1e-3)
@@ -66,8 +66,7 @@ def test_failed_export_falls_back_to_pytorch(monkeypatch, caplog) -> None:
     assert "runs in PyTorch" in caplog.text and "exporter says no" in caplog.text
 
 
-def test_runtime_torch_skips_the_export(monkeypatch) -> None:
-    monkeypatch.setenv("MEMECAT_RUNTIME", "torch")
+def test_runtime_torch_skips_the_export() -> None:
     encoder = tiny_resnet(seed=4)
-    assert_same_features(encoder, torch.randn(2, 3, 224, 224))
+    assert_same_features(encoder, torch.randn(2, 3, 224, 224), runtime="torch")
     assert not any(path.name.startswith(encoder.fingerprint()) for path in exported(encoder))

@@ -30,9 +30,11 @@ class FakeModel(MemeModel):
 
     def __init__(self, task_name: str = "semeval-t6"):
         super().__init__(get_task(task_name))
-        self.seen: list[Path | None] = []
+        self.seen: list[Path | bytes | None] = []
+        self.thresholds = np.full(self.task.num_labels, 0.5, dtype=np.float32)  # fitted as it is
+        self.class_offsets = np.zeros(self.task.num_labels, dtype=np.float32)
 
-    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+    def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
         for meme in memes:
             self.seen.append(meme.image)
             if meme.image is not None:
@@ -40,7 +42,7 @@ class FakeModel(MemeModel):
         # Cubed uniforms: a few labels over the 0.5 threshold, like a real multi-label model.
         return np.stack([np.random.default_rng(len(m.text)).random(self.task.num_labels) ** 3 for m in memes])
 
-    def explain(self, memes: list[Meme]) -> list[dict]:
+    def _explain(self, memes: list[Meme]) -> list[dict]:
         rows, cols = np.mgrid[0:7, 0:7]
         out = []
         for meme in memes:
@@ -95,8 +97,8 @@ def test_predict_happy_path(client: TestClient, model: FakeModel) -> None:
     grid = body["explanation"][labels[0]]["image_grid"]
     assert len(grid) == 7 and all(len(row) == 7 for row in grid)
     assert sum(map(sum, grid)) == pytest.approx(1.0)
-    # The upload went to a temporary file that is gone again.
-    assert model.seen[-1] is not None and not model.seen[-1].exists()
+    # The upload's bytes reached the model as they came: never written to a file.
+    assert isinstance(model.seen[-1], bytes) and model.seen[-1].startswith(b"\x89PNG")
 
 
 def test_text_without_image_is_a_text_only_meme(client: TestClient, model: FakeModel) -> None:
@@ -116,7 +118,7 @@ def test_image_with_no_or_empty_text_is_an_image_only_meme(client: TestClient, m
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == "meme" and len(body["scores"]) == 22
-    assert model.seen[-1] is not None and model.seen[-1].suffix == ".png"  # the upload was read
+    assert isinstance(model.seen[-1], bytes)  # the upload was read
     expected = FakeModel().predict([Meme(id="meme", text="", image=None)], explain=True)[0]
     assert body["scores"] == expected["scores"]  # seeded by the text length: the model saw text ""
 

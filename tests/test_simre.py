@@ -8,21 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from memecat.models.simre import (
-    BE,
-    NOT,
-    SimReConfig,
-    SimReModel,
-    SimReNet,
-    join,
-    prompt_polarity,
-    prompt_texts,
-    recreate,
-    to_task_scores,
-    training_categories,
-)
-from memecat.models.simre_loss import SimReLoss
+from memecat.models.simre import BE, NOT, SimReConfig, SimReModel, SimReNet, prompt_texts, to_task_scores
 from memecat.tasks import get_task
+from memecat.training.simre import SimReLoss, join, prompt_polarity, recreate, training_categories
 
 
 def test_loss_matches_hand_computation():
@@ -49,8 +37,9 @@ def test_recreation_mixes_images_concatenates_texts_ors_labels():
          "text_mask": torch.tensor([[True, False]]), "labels": torch.tensor([[1.0, 0.0, 0.0]])}
     b = {"image_grid": torch.zeros(1, 49, 3), "text_tokens": torch.full((1, 3, 4), 2.0),
          "text_mask": torch.tensor([[True, True, False]]), "labels": torch.tensor([[0.0, 1.0, 0.0]])}
-    out = recreate(a, b, 0.3)
-    assert torch.allclose(out["image_grid"], torch.full((1, 49, 3), 0.3))
+    mixed = torch.full((1, 49, 3), 0.3)
+    out = recreate(a, b, mixed)
+    assert out["image_grid"] is mixed
     assert out["text_tokens"][0, :, 0].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0]  # text a, then text b
     assert out["text_mask"].tolist() == [[True, False, True, True, False]]
     assert out["labels"].tolist() == [[1.0, 1.0, 0.0]]
@@ -113,29 +102,29 @@ def test_transformer_shapes_and_unit_norm():
     assert s_be.shape == s_not.shape == (5, 3)
 
 
-def test_temperature_is_0_2_and_older_folders_keep_their_per_task_rule():
-    # Model folders saved before the default changed carry `temperature: null`, which meant 0.5 on harm tasks;
-    # their thresholds were chosen on that scale, so loading them must not silently rescale their margins.
+def test_temperature_is_0_2_and_format_1_folders_keep_their_per_task_rule():
+    # Format-1 folders could carry `temperature: null`, which meant 0.5 on harm tasks; their thresholds were
+    # chosen on that scale, so loading them must not silently rescale their margins.
+    from memecat.models.base import _upgrade
+
     assert SimReModel(get_task("harm-c-2"), SimReConfig()).temperature == 0.2
-    assert SimReModel(get_task("harm-c-3"), SimReConfig(temperature=None)).temperature == 0.5
-    assert SimReModel(get_task("semeval-t6"), SimReConfig(temperature=None)).temperature == 0.2
+    for task, expected in [("harm-c-3", 0.5), ("semeval-t6", 0.2)]:
+        meta = {"format_version": 1, "model_type": "simre", "task": task, "config": {"temperature": None}}
+        assert _upgrade(meta, "config.json")["config"]["temperature"] == expected
 
 
-@pytest.mark.parametrize(("task_name", "mix", "finetune_layers"),
-                         [("semeval-t6", "grid", 0), ("semeval-t6", "pixel", 0), ("harm-c-2", "pixel", 0),
-                          ("harm-c-3", "grid", 0), ("harm-c-2", "grid", 1)])
-def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, mix, finetune_layers):
+@pytest.mark.parametrize(("task_name", "finetune_layers"), [("semeval-t6", 0), ("harm-c-3", 0), ("harm-c-2", 1)])
+def test_fit_save_load_predict_round_trip(tiny_data_root, tmp_path, task_name, finetune_layers):
     from memecat.models.base import load_model
-    from memecat.models.inputs import text_encoder
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
     task = get_task(task_name)
     train, dev = load_split(task, "train"), load_split(task, VALIDATION_SPLIT[task_name])
-    config = SimReConfig(width=16, heads=2, ff_dim=32, max_epochs=2, batch_size=8, lr=1e-3, mix=mix,
-                         pixel_pairs=8, rule="margin", finetune_layers=finetune_layers, text_lr=1e-3)
-    model = SimReModel(task, config).fit(train, dev)
+    config = SimReConfig(width=16, heads=2, ff_dim=32, pixel_pairs=8, rule="margin", finetune_layers=finetune_layers,
+                         train={"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "text_lr": 1e-3})
+    model = SimReModel(task, config).fit(train, eval_memes=dev)
     if finetune_layers:  # the encoder's last layer trained with the model, the shared encoder left as it was
-        pretrained = text_encoder(config.text_encoder).model.encoder.layer[-1]
+        pretrained = model.features.text_encoder.model.encoder.layer[-1]
         tuned = model.members[0].text_top.layers[-1]
         assert not torch.equal(tuned.output.dense.weight, pretrained.output.dense.weight)
         assert not pretrained.output.dense.weight.requires_grad
@@ -174,7 +163,7 @@ def test_class_offsets_are_chosen_on_held_out_memes_saved_and_decide(tiny_data_r
     from memecat.tasks import load_split
 
     task = get_task("harm-c-3")
-    config = SimReConfig(width=16, heads=2, ff_dim=32, max_epochs=1, batch_size=8, mix="grid", class_offsets=True,
+    config = SimReConfig(width=16, heads=2, ff_dim=32, train={"max_epochs": 1, "batch_size": 8}, class_offsets=True,
                          ensemble_dev_size=8)
     model = SimReModel(task, config).fit(load_split(task, "train"))
     np.testing.assert_array_equal(model.class_offsets, class_offsets(*model.held_out))

@@ -163,12 +163,12 @@ def test_pooled_features_alone_equal_those_of_the_full_path(tiny_data_root):
     # the very values the neural models' full path gives, for memes with and without an image or text.
     import torch
 
-    from memecat.models.inputs import encode_inputs
+    from memecat.features import FeatureExtractor
 
     dev = load_split(get_task("semeval-t6"), "dev")
     memes = dev[:4] + [Meme("t", dev[4].text, None)] + [Meme("i", "", dev[5].image)]
-    full = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False)
-    pooled = encode_inputs(memes, "minilm-l6", "efficientnet-lite0", progress=False, pooled_only=True)
+    features = FeatureExtractor.from_names("minilm-l6", "efficientnet-lite0")
+    full, pooled = features.encode(memes), features.encode(memes, pooled_only=True)
     assert set(pooled) == {"text_pooled", "image_pooled", "image_present"}
     assert all(torch.equal(pooled[key], full[key]) for key in pooled)
     assert pooled["image_present"].tolist() == [True] * 4 + [False, True]

@@ -1,18 +1,31 @@
-"""memecat: which categories does a meme belong to?"""
+"""memecat: which categories does a meme belong to?
 
-__version__ = "0.1.0"
+    import memecat
+    model = memecat.load_model("runs/main/model")
+    model.predict([memecat.Meme("1", "THEY LIE", image="meme.png")])
+"""
 
-__all__ = ["Meme", "__version__", "load_model"]
+__version__ = "0.2.0"
+
+# Imported on first use, so `memecat --help` does not pay for importing torch.
+_EXPORTS = {
+    "Meme": "memecat.data.meme",
+    "create_model": "memecat.models.registry",
+    "load_model": "memecat.models.base",
+    "NotFittedError": "memecat.errors",
+    "MemecatError": "memecat.errors",
+    "DataError": "memecat.errors",
+    "FeatureExtractor": "memecat.features",
+    "FeatureCache": "memecat.encoders.cache",
+    "cross_validate": "memecat.evaluation",
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
-    # Lazy, so `memecat --help` does not pay for importing torch.
-    if name == "load_model":
-        from memecat.models.base import load_model
+    if name in _EXPORTS:
+        import importlib
 
-        return load_model
-    if name == "Meme":
-        from memecat.data.meme import Meme
-
-        return Meme
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'memecat' has no attribute {name!r}")

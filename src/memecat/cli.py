@@ -1,4 +1,4 @@
-"""The `memecat` command line: train · predict · evaluate · cv · data check · run · serve · bench."""
+"""The `memecat` command line: run · train · predict · evaluate · cv · models · data check · serve · bench."""
 
 from __future__ import annotations
 
@@ -20,7 +20,26 @@ data_root_option = click.option(
 extra_data_option = click.option(
     "--extra-data", "extra_data", multiple=True, default=None,
     help="Extra training sources, comma-separated or repeated: semeval2024-task4, ptc (semeval-t6); harm-p "
-         "(harm-c tasks); none. Overrides the config's extra_data.")
+         "(harm-c tasks); none. Overrides the recipe's extra_data.")
+
+
+def model_options(f):
+    """--model, --recipe, --seed and the encoder and extra-data overrides: what builds an unfitted model."""
+    options = [
+        click.option("--model", "model_name", default=None,
+                     help="Model: majority, linear-probe, label-attention or simre (`memecat models`)."),
+        click.option("--recipe", default=None,
+                     help="A shipped recipe's name (`memecat models`) or a recipe file (YAML/JSON)."),
+        click.option("--seed", type=int, default=None, help="Random seed (same seed, same data: same model)."),
+        click.option("--text-encoder", default=None,
+                     help="Text encoder: a registered name, a Hugging Face repo id or a local folder."),
+        click.option("--image-encoder", default=None,
+                     help="Image encoder: a registered name, a Hugging Face repo id or a local folder."),
+        extra_data_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -44,23 +63,34 @@ def cli() -> None:
     """Say which categories an internet meme belongs to (persuasion techniques, harmfulness)."""
 
 
-def build_model(task_name: str, model_name: str, config_path: Path | None, seed: int | None,
-                extra_data: tuple[str, ...] | None = None):
-    """An unfitted model; `extra_data` (already parsed) overrides the config file's sources when given."""
-    from memecat.config_io import load_config
-    from memecat.models.registry import model_class
-    from memecat.tasks import get_task
-
-    task = get_task(task_name)
-    cls = model_class(model_name)
-    return cls(task, load_config(cls.config_class, config_path, seed=seed, extra_data=extra_data))
-
-
-def _extra_sources(option: tuple[str, ...]) -> tuple[str, ...] | None:
-    """--extra-data values -> source names; None when the option was not given (the config decides)."""
+def build_model(task_name: str, model_name: str | None, recipe_name: str | None, *, seed: int | None = None,
+                extra_data: tuple[str, ...] = (), text_encoder: str | None = None, image_encoder: str | None = None,
+                features=None):
+    """An unfitted model from --model and/or --recipe, with the command line's overrides on top."""
     from memecat.data.sources import parse_sources
+    from memecat.models.registry import create_model
+    from memecat.recipes import load_recipe
 
-    return parse_sources(option) if option else None
+    recipe = load_recipe(recipe_name) if recipe_name else None
+    if recipe and recipe.model and model_name and model_name != recipe.model:
+        raise MemecatError(f"recipe {recipe.name!r} is for model {recipe.model!r}, not {model_name!r}")
+    name = model_name or (recipe.model if recipe else None)
+    if name is None:
+        raise MemecatError("name a model with --model, or a recipe with --recipe (`memecat models` lists both)")
+    options = dict(recipe.config) if recipe else {}
+    overrides = {"seed": seed, "text_encoder": text_encoder, "image_encoder": image_encoder,
+                 "extra_data": parse_sources(extra_data) if extra_data else None}
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    model = create_model(name, task_name, features, **options)
+    model.recipe = recipe.name if recipe else None
+    return model
+
+
+def shared_features(model):
+    """The model's feature extractor, to share between the models of one command (None if it reads none)."""
+    from memecat.models.base import EncoderConfig
+
+    return model.features if isinstance(model.config, EncoderConfig) else None
 
 
 def _extra_memes(model, data_root) -> list:
@@ -80,39 +110,33 @@ def _print_scores(title: str, scores: dict) -> None:
 
 @cli.command()
 @click.option("--task", "task_name", required=True, help=TASK_HELP)
-@click.option("--model", "model_name", required=True,
-              help="Model: majority, linear-probe, label-attention or simre.")
+@model_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Model folder to write.")
-@click.option("--seed", type=int, default=None, help="Random seed (same seed, same data: same model).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="YAML or JSON file of model options (see docs/configs).")
-@extra_data_option
 @data_root_option
-def train(task_name, model_name, out, seed, config_path, extra_data, data_root) -> None:
+def train(task_name, model_name, recipe, seed, text_encoder, image_encoder, extra_data, out, data_root) -> None:
     """Train on the task's training split (its validation split for selection) and write a model folder."""
     from memecat.metrics import task_scores
-    from memecat.models.ensemble import EnsembleModel
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
-    model = build_model(task_name, model_name, config_path, seed, _extra_sources(extra_data))
-    task = model.task
+    model = build_model(task_name, model_name, recipe, seed=seed, extra_data=extra_data,
+                        text_encoder=text_encoder, image_encoder=image_encoder)
+    task, split = model.task, VALIDATION_SPLIT[task_name]
     train_memes = load_split(task, "train", data_root) + _extra_memes(model, data_root)
-    val_memes = load_split(task, VALIDATION_SPLIT[task.name], data_root)
+    val_memes = load_split(task, split, data_root)
     model.log_dir = out / "logs"
     started = time.perf_counter()
-    model.fit(train_memes, val_memes)
-    model.save_pretrained(out)
-    click.echo(f"trained {model_name} on {len(train_memes)} memes in {time.perf_counter() - started:.0f}s; "
-               f"saved to {out}")
-    if getattr(model, "trains_on_validation", False):
-        click.echo(f"no {VALIDATION_SPLIT[task.name]} score: this model also trains on those memes; "
-                   "`memecat run --no-refit` fits on train alone and scores them")
+    model.fit(train_memes, eval_memes=val_memes)
+    click.echo(f"trained {model.model_type} on {len(train_memes)} memes in {time.perf_counter() - started:.0f}s")
+    if model.config.trains_on_eval_memes:
+        click.echo(f"no {split} score: this model also trains on those memes; `memecat run --no-refit` fits on "
+                   "train alone and scores them, `memecat cv` gives held-out figures")
     else:
-        # A neural network also stopped early and set its thresholds on these memes, so say so.
-        split = VALIDATION_SPLIT[task.name]
-        title = f"{split} (chose early stopping and thresholds, so optimistic)" if isinstance(model, EnsembleModel) else split
-        gold = task.encode(val_memes)
-        _print_scores(title, task_scores(task, gold, model.decide(model.predict_proba(val_memes))))
+        scores = task_scores(task, task.encode(val_memes), model.decide(model.predict_proba(val_memes)))
+        optimistic = model.config.selects_on_eval_memes  # it chose epochs and thresholds on these memes
+        model.metrics[f"{split} (selection set, optimistic)" if optimistic else split] = scores
+        _print_scores(f"{split} (chose early stopping and thresholds, so optimistic)" if optimistic else split, scores)
+    model.save_pretrained(out)
+    click.echo(f"saved to {out}")
 
 
 @cli.command()
@@ -157,7 +181,7 @@ def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_
 @cli.command()
 @click.option("--task", "task_name", required=True, help=TASK_HELP)
 @click.option("--pred", "pred_path", type=click.Path(path_type=Path), required=True,
-              help="Predictions: JSON list (or JSONL) of {id, labels}.")
+              help="Predictions: a JSON list, JSONL or CSV of {id, labels}.")
 @click.option("--gold", "gold_path", type=click.Path(path_type=Path), required=True,
               help="Gold labels in the dataset's own format.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object of metrics.")
@@ -167,7 +191,7 @@ def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_
 def evaluate(task_name, pred_path, gold_path, as_json, report_dir, report_format) -> None:
     """Score predictions against gold labels with the task's official metric."""
     from memecat.evaluation import score_files
-    from memecat.metrics import per_label_table
+    from memecat.metrics import per_label_text
     from memecat.tasks import get_task
 
     task = get_task(task_name)
@@ -181,39 +205,37 @@ def evaluate(task_name, pred_path, gold_path, as_json, report_dir, report_format
         click.echo(json.dumps(scores))
         return
     _print_scores(task.name, scores)
-    click.echo(f"\n{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
-    for row in per_label_table(gold, pred, task.labels):
-        click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
-                   f"{row['support']:5d}")
+    click.echo("\n" + per_label_text(gold, pred, task.labels))
 
 
 @cli.command()
 @click.option("--task", "task_name", required=True, help=TASK_HELP)
-@click.option("--model", "model_name", required=True, help="Model name (see `memecat train --help`).")
+@model_options
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one CV run each.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@extra_data_option
 @data_root_option
-def cv(task_name, model_name, folds, seeds, config_path, as_json, extra_data, data_root) -> None:
+def cv(task_name, model_name, recipe, seed, text_encoder, image_encoder, extra_data, folds, seeds, as_json,
+       data_root) -> None:
     """K-fold cross-validation over train+validation (the test split is never used); extra sources join every
     training fold and are never scored."""
     from memecat.evaluation import cross_validate, summarise
     from memecat.tasks import VALIDATION_SPLIT, load_split
 
-    sources = _extra_sources(extra_data)
-    probe = build_model(task_name, model_name, config_path, 0, sources)
-    task = probe.task
+    options = {"extra_data": extra_data, "text_encoder": text_encoder, "image_encoder": image_encoder}
+    first = build_model(task_name, model_name, recipe, **options)
+    features = shared_features(first)  # encoders loaded once for every fold
+    task = first.task
     memes = load_split(task, "train", data_root) + load_split(task, VALIDATION_SPLIT[task.name], data_root)
-    extra = _extra_memes(probe, data_root)
+    extra = _extra_memes(first, data_root)
     per_seed = []
-    for seed in [int(s) for s in seeds.split(",")]:
-        result = cross_validate(task, lambda s: build_model(task_name, model_name, config_path, s, sources), memes,
-                                folds=folds, seed=seed, extra=extra)
+    for run_seed in [int(s) for s in seeds.split(",")]:
+        result = cross_validate(task, lambda s: build_model(task_name, model_name, recipe, seed=s, features=features,
+                                                            **options),
+                                memes, folds=folds, seed=run_seed, extra=extra)
         per_seed.append(result["mean"])
         if not as_json:
-            _print_scores(f"seed {seed} ({folds}-fold mean)", result["mean"])
+            _print_scores(f"seed {run_seed} ({folds}-fold mean)", result["mean"])
     summary = summarise(per_seed)
     if as_json:
         click.echo(json.dumps({"mean": summary["mean"], "std": summary["std"], "runs": per_seed}))
@@ -222,45 +244,33 @@ def cv(task_name, model_name, folds, seeds, config_path, as_json, extra_data, da
                                               for k in summary["mean"]))
 
 
-# The model `memecat run` trains per task: the best by 5-fold CV over train+dev on the task's primary
-# metric (SemEval: micro-F1, the organisers' ranking; harm: macro-F1). Figures in README "Results":
-# the three-view linear probe leads on every task (SemEval 0.566/0.271 micro/macro against the label-attention
-# ensemble's 0.519/0.178; harm-c-2 macro-F1 0.758 against 0.715; harm-c-3 0.544 against 0.493).
-BEST_MODEL = {"semeval-t6": "linear-probe", "harm-c-2": "linear-probe", "harm-c-3": "linear-probe",
-              "harm-c-target": "linear-probe"}
-# The extra sources `memecat run` adds per task when neither --model nor --config is given: those that won in
-# 5-fold CV (docs/results.md).
-BEST_EXTRA_DATA: dict[str, tuple[str, ...]] = {"semeval-t6": ("semeval2024-task4",), "harm-c-2": (), "harm-c-3": (),
-                                                "harm-c-target": ()}
+# The recipe `memecat run` trains per task: the best by 5-fold CV over train+dev on the task's primary metric
+# (SemEval: micro-F1, the organisers' ranking; harm: macro-F1); docs/results.md has the figures.
+BEST_RECIPE = {"semeval-t6": ("linear-probe", "linear-probe-semeval2024"), "harm-c-2": ("linear-probe", None),
+               "harm-c-3": ("linear-probe", None), "harm-c-target": ("linear-probe", None)}
 
 
 @cli.command()
 @click.option("--task", "task_name", default="semeval-t6", show_default=True, help=TASK_HELP)
-@click.option("--model", "model_name", default=None, help="Model to train (default: the task's best by CV).")
+@model_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/main"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="After scoring the validation split, refit on train+validation for the saved model and the "
                    "test predictions.")
-@extra_data_option
 @data_root_option
-def run(task_name, model_name, out, seed, config_path, refit, extra_data, data_root) -> None:
+def run(task_name, model_name, recipe, seed, text_encoder, image_encoder, extra_data, out, refit, data_root) -> None:
     """The main job: train on the training split, score the validation split, then (with --refit) train again
-    on both and predict the test split."""
-    from memecat.metrics import per_label_table, task_scores
+    on both and predict the test split. Without --model or --recipe, the task's best recipe."""
+    from memecat.metrics import per_label_text, task_scores
     from memecat.predict_io import write_predictions
     from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
 
     task = get_task(task_name)
-    sources = _extra_sources(extra_data)
-    best_recipe = model_name is None
-    model_name = model_name or BEST_MODEL[task.name]
-    model = build_model(task_name, model_name, config_path, seed, sources)
-    if best_recipe and sources is None and "extra_data" not in model.config.model_fields_set:
-        # The task's best recipe by CV includes its extra sources, unless --extra-data or the config names some.
-        sources = BEST_EXTRA_DATA[task.name]
-        model = build_model(task_name, model_name, config_path, seed, sources)
+    if model_name is None and recipe is None:
+        model_name, recipe = BEST_RECIPE[task.name]
+    options = {"seed": 0 if seed is None else seed, "extra_data": extra_data, "text_encoder": text_encoder,
+               "image_encoder": image_encoder}
+    model = build_model(task_name, model_name, recipe, **options)
     val_split = VALIDATION_SPLIT[task.name]
     extra = _extra_memes(model, data_root)
     train_memes = load_split(task, "train", data_root)
@@ -269,27 +279,46 @@ def run(task_name, model_name, out, seed, config_path, refit, extra_data, data_r
     model.log_dir = out / "logs"
     started = time.perf_counter()
     # Validation memes stay unseen (the model carves its own selection sets from train) so its score is honest.
-    model.fit(train_memes + extra, None)
+    model.fit(train_memes + extra)
     seconds = time.perf_counter() - started
     gold = task.encode(val_memes)
     write_predictions(model.predict(val_memes), out / f"{val_split}_predictions.json")
     decided = model.decide(model.predict_proba(val_memes))
     scores = task_scores(task, gold, decided)
     with_extra = f" + {len(extra)} extra" if extra else ""
-    click.echo(f"\n{task.name} · {model_name} · trained on {len(train_memes)}{with_extra} memes in {seconds:.0f}s")
-    click.echo(f"{'label':<55} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}")
-    for row in per_label_table(gold, decided, task.labels):
-        click.echo(f"{row['label']:<55} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
-                   f"{row['support']:5d}")
+    click.echo(f"\n{task.name} · {model.recipe or model.model_type} · trained on {len(train_memes)}{with_extra} "
+               f"memes in {seconds:.0f}s")
+    click.echo(per_label_text(gold, decided, task.labels))
     _print_scores(f"\n{val_split} ({len(val_memes)} memes)", scores)
     if refit:  # the scored model has done its job; the shipped one learns from every labelled meme
-        model = build_model(task_name, model_name, config_path, seed, sources)
+        model = build_model(task_name, model_name, recipe, features=shared_features(model), **options)
         model.log_dir = out / "logs-refit"
-        model.fit(train_memes + val_memes + extra, None)
+        model.fit(train_memes + val_memes + extra)
         click.echo(f"refit on train+{val_split} ({len(train_memes) + len(val_memes)} memes)")
+    model.metrics[f"{val_split}, fitted on train{with_extra} alone"] = scores
     model.save_pretrained(out / "model")
     write_predictions(model.predict(test_memes), out / "test_predictions.json")
     click.echo(f"model: {out / 'model'}   test predictions ({len(test_memes)}): {out / 'test_predictions.json'}")
+
+
+@cli.command("models")
+def models_command() -> None:
+    """List the models, the shipped recipes and the registered encoders."""
+    from memecat.encoders import encoder_catalog
+    from memecat.models.registry import model_class, model_names
+    from memecat.recipes import list_recipes
+
+    click.echo("models:")
+    for name in model_names():
+        doc = (model_class(name).__doc__ or "").strip().splitlines()
+        click.echo(f"  {name:<40} {doc[0] if doc else ''}")
+    click.echo("recipes (--recipe NAME):")
+    for recipe in list_recipes():
+        click.echo(f"  {recipe.name:<40} [{recipe.model}] {recipe.description}")
+    click.echo("encoders (--text-encoder / --image-encoder; also a Hugging Face repo id or a local folder):")
+    for entry in encoder_catalog():
+        offline = "" if entry["offline"] else " (needs its weights: Hugging Face cache, hub or folder)"
+        click.echo(f"  {entry['kind']:<6}{entry['name']:<34} {entry['description']}{offline}")
 
 
 @cli.group()

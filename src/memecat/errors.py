@@ -20,3 +20,7 @@ class DataError(MemecatError):
         if record_id is not None:
             where += f" [id {record_id}]"
         super().__init__(f"{where}: {problem}")
+
+
+class NotFittedError(MemecatError):
+    """A model was asked to predict, explain or save before it was fitted or loaded."""

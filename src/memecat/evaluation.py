@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,36 +13,8 @@ from memecat.data.readers import read_dataset
 from memecat.errors import DataError
 from memecat.metrics import mean_label_auc, task_scores
 from memecat.models.base import MemeModel
+from memecat.predict_io import read_predictions
 from memecat.tasks import Task
-
-
-def read_predictions(path: str | Path) -> dict[str, list[str]]:
-    """id -> labels from a JSON list or JSONL of {"id", "labels"} records (the submission format)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "predictions file not found")
-    raw = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".jsonl":
-            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        else:
-            rows = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(rows, list):
-        raise DataError(path, "expected a JSON list of {\"id\", \"labels\"} records")
-    out: dict[str, list[str]] = {}
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or "id" not in row:
-            raise DataError(path, f"record {i} has no 'id'")
-        meme_id = str(row["id"])
-        labels = row.get("labels")
-        if not isinstance(labels, list):
-            raise DataError(path, "record has no 'labels' list", meme_id)
-        if meme_id in out:
-            raise DataError(path, "duplicate id", meme_id)
-        out[meme_id] = labels
-    return out
 
 
 def score_files(task: Task, pred_path: str | Path, gold_path: str | Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -82,7 +53,7 @@ def cross_validate(task: Task, build: Callable[[int], MemeModel], memes: list[Me
     oof_pred = np.zeros_like(y, dtype=np.int64)
     for k, (train_idx, test_idx) in enumerate(fold_splits(task, memes, folds, seed)):
         model = build(seed * 100 + k)
-        model.fit([memes[i] for i in train_idx] + (extra or []), None)
+        model.fit([memes[i] for i in train_idx] + (extra or []))
         held_out = [memes[i] for i in test_idx]
         oof_proba[test_idx] = model.predict_proba(held_out)
         oof_pred[test_idx] = model.decide(oof_proba[test_idx])

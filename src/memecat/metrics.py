@@ -69,3 +69,12 @@ def task_scores(task, gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 def primary_metric(task) -> str:
     """The figure model selection maximises."""
     return "micro_f1" if task.metric == "semeval" else "macro_f1"
+
+
+def per_label_text(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...] | list[str]) -> str:
+    """The per-label table as aligned plain text, for the terminal."""
+    width = max(len("label"), *(len(label) for label in labels)) + 1
+    lines = [f"{'label':<{width}} {'P':>6} {'R':>6} {'F1':>6} {'n':>5}"]
+    lines += [f"{r['label']:<{width}} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} {r['support']:5d}"
+              for r in per_label_table(gold, pred, labels)]
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Prediction inputs and outputs: memes from the command line, a dataset file or a folder of images;
-predictions in batches that survive unreadable images; records written atomically as JSON, JSONL or CSV.
+predictions in batches that survive unreadable images; records written atomically as JSON, JSONL or CSV,
+and read back (for scoring) through the same record parser as datasets.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ from tqdm import tqdm
 
 from memecat.data.meme import Meme
 from memecat.data.readers import read_dataset
+from memecat.data.records import labels_from_cell, read_records
 from memecat.errors import DataError, MemecatError
 from memecat.files import atomic_open
 
@@ -76,41 +79,19 @@ def _find_sidecar(folder: Path) -> Path:
     return candidates[0]
 
 
+def _named_texts(data: dict) -> list[dict]:
+    """A sidecar object {image name: text} as the records a list sidecar holds."""
+    return [{"image": name, "text": text} for name, text in data.items()]
+
+
 def _sidecar_records(path: Path) -> list[tuple[str, Any]]:
     """(image name, text) pairs in file order; the text (None when the record has none) is checked later."""
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(raw))
-        missing = {"image", "text"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(path, f"CSV header lacks column(s) {', '.join(sorted(missing))}")
-        rows: list[Any] = list(reader)
-    elif suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(raw.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(path, f"malformed JSON on line {lineno}: {exc.msg}") from None
-    else:
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        if isinstance(data, dict):
-            return [(str(name), value) for name, value in data.items()]
-        if not isinstance(data, list):
-            raise DataError(path, "expected a JSON object {image name: text} or a list of {image, text} records")
-        rows = data
+    records = read_records(path, required_columns=("image", "text"), from_object=_named_texts,
+                           expected="a JSON object {image name: text} or a list of {image, text} records")
     pairs = []
-    for position, row in enumerate(rows, start=1):
+    for where, row in records:
         if not isinstance(row, dict) or not row.get("image"):
-            raise DataError(path, f"record {position} has no 'image' field")
+            raise DataError(path, f"{where} has no 'image' field")
         pairs.append((str(row["image"]), row.get("text")))
     return pairs
 
@@ -190,16 +171,29 @@ def output_format(path: str | Path, fmt: str | None) -> str:
     return fmt
 
 
+def _labels_cell(labels: list[str]) -> str:
+    """`;`-joined when that reads back as the same labels, else a JSON list (an empty list, a label holding
+    `;` or starting with `[`, ...)."""
+    joined = ";".join(labels)
+    with suppress(ValueError):
+        if labels_from_cell(joined) == list(labels):
+            return joined
+    return json.dumps(list(labels), ensure_ascii=False)
+
+
 def _csv_text(records: list[dict]) -> str:
     score_columns: dict[str, None] = {}  # ordered set: score labels in first-seen order
     for record in records:
         score_columns.update(dict.fromkeys(record.get("scores", {})))
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF row ends (RFC 4180, the csv default): the writer then quotes every field holding a \r or \n, which
+    # a reader would otherwise take for the end of the row.
+    writer = csv.writer(out)
     writer.writerow(["id", "labels", "error", *score_columns])
     for record in records:
         scores = record.get("scores", {})
-        writer.writerow([record["id"], ";".join(record.get("labels", [])), record.get("error", ""),
+        labels = _labels_cell(record["labels"]) if "labels" in record else ""
+        writer.writerow([record["id"], labels, record.get("error", ""),
                          *(scores.get(label, "") for label in score_columns)])
     return out.getvalue()
 
@@ -218,7 +212,8 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
     A regular file is written to a temporary sibling and renamed, so a crash never leaves half a file; a
     symlink's target is what gets replaced. Anything else that exists (/dev/null, a pipe) is written in
     place: renaming onto it would put a plain file where the device was.
-    CSV keeps id, labels (`;`-joined), error and one column per score; explanations need JSON.
+    CSV keeps id, labels (`;`-joined, or a JSON list where `;` would not read back), error and one column
+    per score; explanations need JSON.
     """
     text = _render(list(records), output_format(path, fmt))
     if str(path) == "-":
@@ -232,3 +227,25 @@ def write_predictions(records: Iterable[dict], path: str | Path, fmt: str | None
         return
     with atomic_open(path) as f:
         f.write(text)
+
+
+# --- reading predictions back ---------------------------------------------------------------------
+def read_predictions(path: str | Path) -> dict[str, list[str]]:
+    """id -> labels from a JSON list, JSONL or CSV of {"id", "labels"} records (the submission format)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "predictions file not found")
+    records = read_records(path, required_columns=("id", "labels"),
+                           expected='a JSON list of {"id", "labels"} records')
+    out: dict[str, list[str]] = {}
+    for i, (_, row) in enumerate(records):
+        if not isinstance(row, dict) or "id" not in row:
+            raise DataError(path, f"record {i} has no 'id'")
+        meme_id = str(row["id"])
+        labels = row.get("labels")
+        if not isinstance(labels, list):
+            raise DataError(path, "record has no 'labels' list", meme_id)
+        if meme_id in out:
+            raise DataError(path, "duplicate id", meme_id)
+        out[meme_id] = labels
+    return out

@@ -136,8 +136,6 @@ def _build_tasks() -> dict[str, Task]:
             splits=_HARM_SPLITS,
             metric="harm",
             label_map={**_LEVEL_TO_BINARY, **drop_targets},
-            be_prompt="This meme is {label}.",
-            not_prompt="This meme is not {label}.",
             prompted_labels=("harmful",),
         ),
         "harm-c-3": Task(
@@ -149,8 +147,6 @@ def _build_tasks() -> dict[str, Task]:
             splits=_HARM_SPLITS,
             metric="harm",
             label_map=dict(drop_targets),
-            be_prompt="This meme is {label}.",
-            not_prompt="This meme is not {label}.",
         ),
         "harm-c-target": Task(
             name="harm-c-target",

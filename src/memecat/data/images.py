@@ -14,7 +14,7 @@ from memecat.errors import DataError
 MAX_PIXELS = 64_000_000
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     if getattr(image, "is_animated", False):
         image.seek(0)  # first frame of GIF/APNG/WebP animations
     image = ImageOps.exif_transpose(image)
@@ -56,7 +56,7 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
             if width * height > MAX_PIXELS:
                 raise DataError(label, f"image is {width}x{height}, over the {MAX_PIXELS:,}-pixel cap")
             image.load()
-            return _to_rgb(image)
+            return to_rgb(image)
     except DataError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):

@@ -1,7 +1,8 @@
 """Dataset readers. Every layout becomes a list of Meme; every problem names file, record and cause.
 
-Layouts:
-- a JSON list (SemEval-2021 Task 6 ships `*.txt` files that hold one), `.json`
+Layouts (parsed by `memecat.data.records`):
+- a JSON list (SemEval-2021 Task 6 ships `*.txt` files that hold one), `.json`; or an object holding the
+  list under "memes" or "data", or mapping id -> record
 - JSON Lines (HarMeme `train.jsonl`, ...), `.jsonl`
 - CSV with columns id, text, image and optional labels (`;`-separated or a JSON list), `.csv`
 
@@ -10,58 +11,17 @@ Images are resolved relative to the dataset file, then under an `images/` folder
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from memecat.data.meme import Meme
+from memecat.data.records import read_records
 from memecat.errors import DataError
 
 
-def _read_rows(path: Path) -> list[tuple[int, Any]]:
-    """(line or position, raw record) pairs; malformed files raise DataError."""
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"malformed JSON on line {lineno}: {exc.msg}") from None
-        return rows
-    if suffix == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        missing = {"id", "text"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(path, f"CSV header lacks column(s) {', '.join(sorted(missing))}")
-        rows = []
-        for lineno, row in enumerate(reader, start=2):
-            labels = (row.get("labels") or "").strip()
-            if labels.startswith("["):
-                try:
-                    row["labels"] = json.loads(labels)
-                except json.JSONDecodeError:
-                    raise DataError(path, f"line {lineno}: labels column is not a JSON list") from None
-            elif "labels" in row:
-                row["labels"] = [x.strip() for x in labels.split(";") if x.strip()] if labels else None
-            rows.append((lineno, row))
-        return rows
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if isinstance(data, dict):  # {"memes": [...]} or {id: record}
-        data = data.get("memes", data.get("data", list(data.values())))
-    if not isinstance(data, list):
-        raise DataError(path, "expected a JSON list of meme records")
-    return list(enumerate(data))
+def _meme_list(data: dict) -> Any:
+    """The records of a JSON object: {"memes": [...]}, {"data": [...]} or {id: record}."""
+    return data.get("memes", data.get("data", list(data.values())))
 
 
 def resolve_image(base: Path, name: str) -> Path:
@@ -72,12 +32,12 @@ def resolve_image(base: Path, name: str) -> Path:
     return nested if nested.exists() else direct
 
 
-def _to_meme(path: Path, position: int, row: Any) -> Meme:
+def _to_meme(path: Path, where: str, row: Any) -> Meme:
     if not isinstance(row, dict):
-        raise DataError(path, f"record {position} is not a JSON object")
+        raise DataError(path, f"{where} is not a JSON object")
     meme_id = row.get("id")
     if meme_id is None or str(meme_id).strip() == "":
-        raise DataError(path, f"record {position} has no 'id' field")
+        raise DataError(path, f"{where} has no 'id' field")
     meme_id = str(meme_id)
     if "text" not in row or row["text"] is None:
         raise DataError(path, "record has no 'text' field", meme_id)
@@ -106,15 +66,16 @@ def scan_dataset(path: str | Path) -> tuple[list[Meme], list[DataError]]:
     if path.is_dir():
         return [], [DataError(path, "is a folder; name the dataset file (.json, .jsonl, .csv or .txt)")]
     try:
-        rows = _read_rows(path)
+        records = read_records(path, required_columns=("id", "text"), from_object=_meme_list,
+                               expected="a JSON list of meme records")
     except DataError as exc:
         return [], [exc]
     memes: list[Meme] = []
     problems: list[DataError] = []
     seen: set[str] = set()
-    for position, row in rows:
+    for where, row in records:
         try:
-            meme = _to_meme(path, position, row)
+            meme = _to_meme(path, where, row)
         except DataError as exc:
             problems.append(exc)
             continue

@@ -9,9 +9,7 @@ If export or the check fails, or MEMECAT_RUNTIME=torch, the encoder runs in PyTo
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,12 +18,10 @@ import torch
 from torch import nn
 
 from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextFeatures
-from memecat.encoders.cache import default_cache_dir
 from memecat.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-_RUNNERS: weakref.WeakKeyDictionary[Encoder, Callable] = weakref.WeakKeyDictionary()
 _TOLERANCE = 1e-3  # features are stored in float16 (relative precision ~1e-3), so this changes nothing stored
 
 
@@ -77,8 +73,8 @@ def _session(path: Path):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_runner(encoder: Encoder) -> Callable:
-    path = default_cache_dir() / "onnx" / encoder.name / f"{encoder.fingerprint()}.onnx"
+def _onnx_runner(encoder: Encoder, export_dir: Path) -> Callable:
+    path = export_dir / encoder.name / f"{encoder.fingerprint()}.onnx"
     if not path.exists():
         _export(encoder, path)
     session = _session(path)
@@ -110,16 +106,13 @@ def _torch_runner(encoder: Encoder) -> Callable:
     return run
 
 
-def frozen_runner(encoder: Encoder) -> Callable[..., ImageFeatures | TextFeatures]:
-    """A function with the encoder's forward signature for inference with frozen weights."""
-    runner = _RUNNERS.get(encoder)
-    if runner is None:
-        runner = _torch_runner(encoder)
-        if os.environ.get("MEMECAT_RUNTIME", "onnx") == "onnx":
-            try:
-                runner = _onnx_runner(encoder)
-            except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure keeps the PyTorch path
-                log.warning("%s runs in PyTorch: ONNX Runtime unavailable (%s)", encoder.name,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        _RUNNERS[encoder] = runner
-    return runner
+def frozen_runner(encoder: Encoder, export_dir: Path, runtime: str = "onnx") -> Callable[..., ImageFeatures | TextFeatures]:
+    """A function with the encoder's forward signature for inference with frozen weights: ONNX Runtime over
+    the export in `export_dir` (made on first use), else PyTorch."""
+    if runtime == "onnx":
+        try:
+            return _onnx_runner(encoder, Path(export_dir))
+        except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure keeps the PyTorch path
+            log.warning("%s runs in PyTorch: ONNX Runtime unavailable (%s)", encoder.name,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return _torch_runner(encoder)

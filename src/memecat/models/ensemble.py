@@ -10,10 +10,10 @@ from torch import nn
 
 from memecat.data.meme import Meme
 from memecat.errors import MemecatError
-from memecat.models.base import MemeModel
-from memecat.models.inputs import subset
+from memecat.models.base import EncoderConfig, MemeModel
+from memecat.models.tensors import subset
 from memecat.models.thresholds import choose_thresholds
-from memecat.training import TrainerOptions, seed_everything
+from memecat.training import TrainConfig
 
 
 def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: int, has_val: bool,
@@ -40,6 +40,25 @@ def member_splits(n_train: int, n_total: int, size: int, dev_size: int, seed: in
     return splits
 
 
+class EnsembleConfig(EncoderConfig):
+    """What every ensemble of neural members shares."""
+
+    finetune_layers: int = 0  # last text-encoder layers trained with the model (0: frozen encoder)
+    ensemble_size: int = 1
+    ensemble_dev_size: int = 64  # held-out memes per member beyond the first, for selection and thresholds
+    threshold_mode: str = "global"
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def trains_on_eval_memes(self) -> bool:
+        # Members after the first draw their training memes from train+eval (the paper's ensemble).
+        return self.ensemble_size > 1
+
+    @property
+    def selects_on_eval_memes(self) -> bool:
+        return True  # early stopping and thresholds
+
+
 class EnsembleModel(MemeModel):
     """A MemeModel made of `members` (nn.Modules), each trained on its own (train, dev) split.
 
@@ -50,10 +69,9 @@ class EnsembleModel(MemeModel):
     """
 
     members: list[nn.Module]
-    log_dir: Path | None = None  # where Lightning's CSV logs and checkpoints go (a temp folder when None)
 
-    def __init__(self, task, config=None):
-        super().__init__(task, config)
+    def __init__(self, task, config=None, features=None):
+        super().__init__(task, config, features)
         self.members = []
         # (gold, scores) of the memes each member held out for selection, member by member (after fit()).
         self.held_out_members: list[tuple[np.ndarray, np.ndarray]] = []
@@ -63,16 +81,10 @@ class EnsembleModel(MemeModel):
         """The members' held-out (gold, scores) pooled: each meme scored by a member that never saw it."""
         return tuple(np.concatenate(part) for part in zip(*self.held_out_members))
 
-    @property
-    def trains_on_validation(self) -> bool:
-        """Members after the first draw their training memes from train+val (the paper's ensemble), so a
-        val score of the whole ensemble would be inflated."""
-        return self.config.ensemble_size > 1
-
     def new_net(self) -> nn.Module:
         raise NotImplementedError
 
-    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
+    def inputs(self, memes: list[Meme], progress: bool = False) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def fit_member(self, member: int, seed: int, memes: list[Meme], train: dict[str, torch.Tensor],
@@ -83,25 +95,27 @@ class EnsembleModel(MemeModel):
     def _member_proba(self, net: nn.Module, tensors: dict[str, torch.Tensor]) -> np.ndarray:
         raise NotImplementedError
 
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> EnsembleModel:
+    def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
+        from memecat.training.loop import seeded
+
         cfg = self.config
-        pool = train + (val or [])
+        pool = memes + eval_memes
         own = np.array([m.source is None for m in pool], dtype=bool)
         if not own.any():
             raise MemecatError(f"{self.model_type}: no memes of the task's own to select on")
-        tensors = self.inputs(pool)
+        tensors = self.inputs(pool, progress=True)
         y = self.task.encode(pool)
         tensors["labels"] = torch.from_numpy(y)
         tensors["weight"] = torch.from_numpy(self.sample_weights(pool))  # per row: its source's weight
         self.note_training_data(pool)
-        splits = member_splits(len(train), len(pool), cfg.ensemble_size,
-                               min(cfg.ensemble_dev_size, int(own.sum()) // 5), cfg.seed, bool(val), own)
+        splits = member_splits(len(memes), len(pool), cfg.ensemble_size,
+                               min(cfg.ensemble_dev_size, int(own.sum()) // 5), cfg.seed, bool(eval_memes), own)
         self.members, self.held_out_members = [], []
         for k, (train_idx, dev_idx) in enumerate(splits):
             seed = cfg.seed * 1000 + k
-            seed_everything(seed)
-            net = self.fit_member(k, seed, [pool[i] for i in train_idx], subset(tensors, train_idx),
-                                  subset(tensors, dev_idx))
+            with seeded(seed):  # the member's initial weights, shuffling and sampling
+                net = self.fit_member(k, seed, [pool[i] for i in train_idx], subset(tensors, train_idx),
+                                      subset(tensors, dev_idx))
             net.eval()
             self.members.append(net)
             self.held_out_members.append((y[dev_idx], self._member_proba(net, subset(tensors, dev_idx))))
@@ -109,7 +123,6 @@ class EnsembleModel(MemeModel):
             self.thresholds = self.choose_thresholds()
         else:
             self.class_offsets = self.choose_class_offsets()
-        return self
 
     def choose_thresholds(self) -> np.ndarray:
         return choose_thresholds(*self.held_out, self.config.threshold_mode)
@@ -117,12 +130,8 @@ class EnsembleModel(MemeModel):
     def choose_class_offsets(self) -> np.ndarray:
         return np.zeros(self.task.num_labels, dtype=np.float32)
 
-    def trainer_options(self, member: int, seed: int) -> TrainerOptions:
-        cfg = self.config
-        return TrainerOptions(max_epochs=cfg.max_epochs, patience=cfg.patience,
-                              early_stopping=cfg.early_stopping, seed=seed, devices=cfg.devices,
-                              num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-                              log_dir=str(Path(self.log_dir) / f"member{member}") if self.log_dir else None)
+    def member_log_dir(self, member: int) -> Path | None:
+        return Path(self.log_dir) / f"member{member}" if self.log_dir else None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
@@ -134,11 +143,10 @@ class EnsembleModel(MemeModel):
             net.eval()
 
     def extra_metadata(self) -> dict:
-        return {"members": len(self.members),
-                "encoders": {"text": self.config.text_encoder, "image": self.config.image_encoder}}
+        return {"members": len(self.members)}
 
     @classmethod
-    def _from_metadata(cls, task, config, meta, directory):
-        model = cls(task, config)
+    def _from_metadata(cls, task, config, meta, features):
+        model = cls(task, config, features)
         model.members = [model.new_net() for _ in range(int(meta.get("members", config.ensemble_size)))]
         return model

@@ -4,8 +4,7 @@ Per label i a learned embedding L_i attends over the text tokens T and the 7x7 i
     S_ij = L_i . T_j,  alpha_i = softmax_j(S_i),  T_i,att = sum_j alpha_ij T_j   (likewise V_i,att)
     R_i = [T_avg; V_avg; T_i,att; V_i,att]  ->  shared 3-layer classifier  ->  one logit per label.
 
-Ordered levels (harm-c-3) are read with a softmax over one embedding per level, or as ordinal steps:
-one embedding per "at least level k" (k = 1..K-1), each a sigmoid trained with BCE (a cumulative link).
+The net is here; how it is trained (loss, optimiser) is memecat.training.label_attention.
 """
 
 from __future__ import annotations
@@ -14,50 +13,41 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from memecat.data.meme import Meme
-from memecat.encoders.text import split_top
-from memecat.metrics import primary_metric, task_scores
-from memecat.models.base import ModelConfig
-from memecat.models.ensemble import EnsembleModel
-from memecat.models.inputs import TensorDictDataset, encode_inputs, image_encoder, text_encoder
-from memecat.models.thresholds import global_threshold
+from memecat.models.ensemble import EnsembleConfig, EnsembleModel
+from memecat.models.registry import register_model
+from memecat.models.tensors import TensorDictDataset
 from memecat.tasks import Task
-from memecat.training import ValidationScored, fit_module, param_groups
+from memecat.training import TrainConfig
 
 
-class LabelAttentionConfig(ModelConfig):
+class LabelAttentionTraining(TrainConfig):
+    max_epochs: int = 10
+    early_stopping: bool = False  # True: keep the epoch with the best dev micro-F1
+    patience: int = 8
+    lr: float = 3e-4
+    text_lr: float = 5e-5
+    batch_size: int = 64
+
+
+class LabelAttentionConfig(EnsembleConfig):
     # Defaults chosen by 5-fold CV over SemEval train+dev (docs/experiments.md): the last 3 text-encoder
     # layers fine-tuned (the paper fine-tunes RoBERTa) for a fixed 10 epochs, with joint thresholds, against
-    # the frozen encoder (25 epochs, per-label thresholds; docs/configs/label-attention-frozen.yaml): label
-    # AUC 0.676 vs 0.640 (p = 0.02), micro / macro-F1 0.556 / 0.186 vs 0.514 / 0.187. Early stopping on
-    # 64 dev memes' micro-F1 stopped at near-constant answers (label AUC ~0.55), so epochs are fixed.
-    text_encoder: str = "minilm-l6"
-    image_encoder: str = "efficientnet-lite0"
-    finetune_layers: int = 3  # last text-encoder layers trained with the model (0: frozen encoder)
-    attention: Literal["both", "text", "image", "none"] = "both"
+    # the frozen encoder (25 epochs, per-label thresholds; the label-attention-frozen recipe): label AUC
+    # 0.676 vs 0.640 (p = 0.02), micro / macro-F1 0.556 / 0.186 vs 0.514 / 0.187. Early stopping on 64 dev
+    # memes' micro-F1 stopped at near-constant answers (label AUC ~0.55), so epochs are fixed.
+    finetune_layers: int = 3
+    attention: Literal["both", "text", "image", "none"] = "both"  # the paper's Table 1 ablation
     label_dim: int = 256
     hidden_dims: tuple[int, int] = (256, 128)
     dropout: float = 0.2
-    lr: float = 3e-4
-    text_lr: float = 5e-5
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    max_epochs: int = 10
-    patience: int = 8
-    early_stopping: bool = False  # True: keep the epoch with the best dev micro-F1
     ensemble_size: int = 5
     ensemble_dev_size: int = 64
     threshold_mode: Literal["global", "per-label", "joint"] = "joint"
-    # Ordered single-label tasks: softmax over levels, or ordinal "at least level k" steps. harm-c-3, 5-fold
-    # CV, one model: a tie (macro-F1 0.485 ordinal vs 0.493, p = 0.45; MMAE 0.663 vs 0.666), so softmax stays.
-    levels: Literal["softmax", "ordinal"] = "softmax"
-    devices: int = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
+    train: LabelAttentionTraining = LabelAttentionTraining()
 
 
 class LabelAttentionNet(nn.Module):
@@ -118,122 +108,45 @@ class LabelAttentionNet(nn.Module):
         return logits, alphas
 
 
-def reads_ordinal(task: Task, config: LabelAttentionConfig) -> bool:
-    return task.ordinal and config.levels == "ordinal"
+def scores_from_logits(logits: torch.Tensor, task: Task) -> torch.Tensor:
+    return torch.sigmoid(logits) if task.multi_label else logits.softmax(dim=-1)
 
 
-def cumulative_targets(labels: torch.Tensor) -> torch.Tensor:
-    """One-hot levels [B, K] -> [B, K-1] 0/1 targets "level >= k" for k = 1..K-1."""
-    return labels.flip(-1).cumsum(-1).flip(-1)[:, 1:]
-
-
-def level_probabilities(step_logits: torch.Tensor) -> torch.Tensor:
-    """Logits of "level >= k" [B, K-1] -> level probabilities [B, K] (steps made non-increasing first)."""
-    at_least = torch.sigmoid(step_logits).cummin(dim=-1).values
-    ones = torch.ones_like(at_least[:, :1])
-    bounds = torch.cat([ones, at_least, torch.zeros_like(ones)], dim=-1)
-    return bounds[:, :-1] - bounds[:, 1:]
-
-
-def scores_from_logits(logits: torch.Tensor, task: Task, config: LabelAttentionConfig) -> torch.Tensor:
-    if task.multi_label:
-        return torch.sigmoid(logits)
-    return level_probabilities(logits) if reads_ordinal(task, config) else logits.softmax(dim=-1)
-
-
-def selection_score(task: Task, y: np.ndarray, proba: np.ndarray) -> float:
-    """Validation figure for early stopping: micro-F1 at the best global threshold (multi-label)."""
-    if task.multi_label:
-        decided = (proba >= global_threshold(y, proba)).astype(int)
-    else:
-        decided = np.eye(task.num_labels, dtype=int)[proba.argmax(1)]
-    return task_scores(task, y, decided)[primary_metric(task)]
-
-
-class LabelAttentionModule(ValidationScored):
-    """Training wrapper: BCE (multi-label) or cross-entropy (single-label), Adam, validation score."""
-
-    def __init__(self, net: LabelAttentionNet, config: LabelAttentionConfig, task: Task):
-        super().__init__()
-        self.net, self.config, self.task = net, config, task
-
-    def row_losses(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str) -> torch.Tensor:
-        """The loss, "mean" over the batch or "none": one value per row (BCE averaged over its labels)."""
-        if self.task.multi_label or reads_ordinal(self.task, self.config):
-            targets = labels if self.task.multi_label else cumulative_targets(labels)
-            loss = F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
-            return loss if reduction == "mean" else loss.mean(dim=-1)
-        return F.cross_entropy(logits, labels.argmax(dim=-1), reduction=reduction)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor,
-             weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean loss over rows, each weighted by `weight` [B] (its source's sample weight) when given."""
-        if weight is None or bool((weight == 1).all()):  # the plain mean, bit for bit
-            return self.row_losses(logits, labels, "mean")
-        weight = weight.to(logits.dtype)
-        # Clamped: a batch of weight-0 rows only (a source switched off) gives 0, not 0 / 0.
-        return (self.row_losses(logits, labels, "none") * weight).sum() / weight.sum().clamp(min=1e-12)
-
-    def training_step(self, batch, batch_idx):
-        logits, _ = self.net(batch)
-        loss = self.loss(logits, batch["labels"], batch.get("weight"))
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        logits, _ = self.net(batch)
-        self.collect(scores_from_logits(logits, self.task, self.config), batch["labels"])
-
-    def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
-        return selection_score(self.task, labels, proba)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(param_groups(self.net, self.config.lr, self.config.text_lr),
-                                weight_decay=self.config.weight_decay)
-
-
+@register_model("label-attention")
 class LabelAttentionEnsemble(EnsembleModel):
     """K label-attention models whose probabilities are averaged; one model folder."""
 
-    model_type = "label-attention"
     config_class = LabelAttentionConfig
 
     # --- building --------------------------------------------------------------------------
-    def _dims(self) -> tuple[int, int]:
-        return text_encoder(self.config.text_encoder).dim, image_encoder(self.config.image_encoder).dim
-
-    def attention_labels(self) -> list[str]:
-        """What each label embedding stands for: a label, or an ordinal step "at least {level}"."""
-        if reads_ordinal(self.task, self.config):
-            return [f"at least {level}" for level in self.task.labels[1:]]
-        return list(self.task.labels)
-
     def new_net(self) -> LabelAttentionNet:
-        text_dim, image_dim = self._dims()
-        top = split_top(text_encoder(self.config.text_encoder), self.config.finetune_layers)[1]
-        return LabelAttentionNet(len(self.attention_labels()), text_dim, image_dim, self.config, top)
+        features = self.features
+        return LabelAttentionNet(self.task.num_labels, features.text_encoder.dim, features.image_encoder.dim,
+                                 self.config, features.trainable_text_top(self.config.finetune_layers))
 
-    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
-        return encode_inputs(memes, self.config.text_encoder, self.config.image_encoder,
-                             self.config.finetune_layers, progress=progress)
+    def inputs(self, memes: list[Meme], progress: bool = False) -> dict[str, torch.Tensor]:
+        return self.features.encode(memes, self.config.finetune_layers, progress=progress)
 
-    def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool) -> DataLoader:
-        return DataLoader(TensorDictDataset(tensors), batch_size=self.config.batch_size, shuffle=shuffle)
+    def loader(self, tensors: dict[str, torch.Tensor]) -> DataLoader:
+        return DataLoader(TensorDictDataset(tensors), batch_size=self.config.train.batch_size)
 
     # --- the verbs -------------------------------------------------------------------------
     def fit_member(self, member, seed, memes, train, dev) -> LabelAttentionNet:
+        from memecat.training.label_attention import LabelAttentionObjective
+        from memecat.training.loop import fit_module
+
         net = self.new_net()
-        module = LabelAttentionModule(net, self.config, self.task)
-        fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
+        fit_module(LabelAttentionObjective(net, self.task, self.config.train), train, dev, self.config.train, seed,
+                   self.member_log_dir(member))
         return net
 
     @torch.inference_mode()
     def _member_outputs(self, net: LabelAttentionNet, tensors: dict[str, torch.Tensor]):
         net.eval()
         probas, alphas = [], {"text": [], "image": []}
-        for batch in self.loader(tensors, False):
+        for batch in self.loader(tensors):
             logits, a = net(batch)
-            probas.append(scores_from_logits(logits, self.task, self.config))
+            probas.append(scores_from_logits(logits, self.task))
             for key in a:
                 alphas[key].append(a[key])
         return torch.cat(probas).numpy(), {k: torch.cat(v).numpy() for k, v in alphas.items() if v}
@@ -241,16 +154,16 @@ class LabelAttentionEnsemble(EnsembleModel):
     def _member_proba(self, net: LabelAttentionNet, tensors: dict[str, torch.Tensor]) -> np.ndarray:
         return self._member_outputs(net, tensors)[0]
 
-    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
-        tensors = self.inputs(memes, progress=False)
+    def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
+        tensors = self.inputs(memes)
         return np.mean([self._member_proba(net, tensors) for net in self.members], axis=0)
 
-    def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
-        """Per label embedding (a label, or an ordinal step): top text tokens by attention and the 7x7 image
-        attention (memes with an image), averaged over members."""
-        tensors = self.inputs(memes, progress=False)
+    def _explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
+        """Per label: top text tokens by attention and the 7x7 image attention (memes with an image), averaged
+        over members."""
+        tensors = self.inputs(memes)
         outputs = [self._member_outputs(net, tensors)[1] for net in self.members]
-        encoder = text_encoder(self.config.text_encoder)
+        encoder = self.features.text_encoder
         ids = tensors["input_ids"].numpy()
         mask = tensors["text_mask"].numpy()
         has_image = tensors["image_present"].numpy()
@@ -259,7 +172,7 @@ class LabelAttentionEnsemble(EnsembleModel):
         for n in range(len(memes)):
             tokens = encoder.convert_ids_to_tokens([int(i) for i in ids[n]])
             per_label = {}
-            for j, label in enumerate(self.attention_labels()):
+            for j, label in enumerate(self.task.labels):
                 entry = {}
                 if "text" in outputs[0]:
                     alpha = np.mean([o["text"][n, j] for o in outputs], axis=0)

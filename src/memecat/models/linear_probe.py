@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from memecat.data.meme import Meme
-from memecat.models.base import MemeModel, ModelConfig
-from memecat.models.inputs import encode_inputs
+from memecat.models.base import EncoderConfig, MemeModel
+from memecat.models.registry import register_model
 from memecat.models.thresholds import choose_thresholds
 
 VIEWS = ("text-encoder", "image-encoder", "char-ngrams", "word-ngrams")
@@ -34,10 +34,8 @@ NGRAM_VIEWS = {"char-ngrams": ("char_wb", (2, 5)), "word-ngrams": ("word", (1, 2
 View = Literal["text-encoder", "image-encoder", "char-ngrams", "word-ngrams"]
 
 
-class LinearProbeConfig(ModelConfig):
-    # Defaults chosen by 5-fold CV over SemEval train+dev (README "Results").
-    text_encoder: str = "minilm-l6"
-    image_encoder: str = "efficientnet-lite0"
+class LinearProbeConfig(EncoderConfig):
+    # Defaults chosen by 5-fold CV over SemEval train+dev (docs/results.md).
     views: tuple[View, ...] = VIEWS
     # The views that learn from extra sources' memes (None: every view); the others fit the task's own only.
     extra_views: tuple[View, ...] | None = None
@@ -48,11 +46,14 @@ class LinearProbeConfig(ModelConfig):
     threshold_mode: Literal["global", "per-label", "joint"] = "joint"
     folds: int = 5
 
+    @property
+    def trains_on_eval_memes(self) -> bool:
+        return True  # eval memes join training; thresholds come from out-of-fold scores, honest figures from CV
 
+
+@register_model("linear-probe")
 class LinearProbe(MemeModel):
-    model_type = "linear-probe"
     config_class = LinearProbeConfig
-    trains_on_validation = True  # train+dev together; its honest figures come from `memecat cv`
 
     # --- features ----------------------------------------------------------------------------
     def hasher(self, view: str) -> HashingVectorizer:
@@ -65,8 +66,7 @@ class LinearProbe(MemeModel):
         (the image view only those with an image)."""
         out, present = {}, {}
         if set(ENCODER_VIEWS) & set(self.config.views):
-            t = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, progress=False,
-                              pooled_only=True)
+            t = self.features.encode(memes, pooled_only=True)
             for view, key in ENCODER_VIEWS.items():
                 if view in self.config.views:
                     out[view] = t[key].numpy()
@@ -144,8 +144,8 @@ class LinearProbe(MemeModel):
         return expit(z) if self.task.multi_label else softmax(z, axis=1)
 
     # --- the verbs ---------------------------------------------------------------------------
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> LinearProbe:
-        memes = train + (val or [])
+    def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
+        memes = memes + eval_memes
         raw, present = self.raw_views(memes)
         y = self.task.encode(memes)
         weight = self.sample_weights(memes)
@@ -171,13 +171,12 @@ class LinearProbe(MemeModel):
             self.thresholds = choose_thresholds(y[own_idx], oof, self.config.threshold_mode)
         self.fit_scaling(raw, rows)
         self.weights = self._fit_views(self.scaled(raw), rows, y, weight)
-        return self
 
-    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+    def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
         raw, present = self.raw_views(memes)
         return self._proba(self.scaled(raw), present, self.weights)
 
-    def explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
+    def _explain(self, memes: list[Meme], top_k: int = 8) -> list[dict]:
         """Per label: each view's probability and the words of the text that pushed the label up most, as
         "tokens" like label-attention's. A word's push is the sum, over the n-gram views, of TF-IDF value x
         coefficient of the n-grams it is part of; an n-gram found in several words is shared evenly."""

@@ -8,16 +8,17 @@ import torch
 from memecat.data.meme import Meme
 from memecat.metrics import semeval_scores
 from memecat.models.base import MemeModel
+from memecat.models.registry import register_model
 
 
+@register_model("majority")
 class MajorityModel(MemeModel):
-    model_type = "majority"
-
-    def fit(self, train: list[Meme], val: list[Meme] | None = None) -> MajorityModel:
-        y = self.task.encode(train)
+    def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
+        self.note_training_data(memes)
+        y = self.task.encode(memes)
         self.prior = y.mean(axis=0).astype(np.float32)
         if not self.task.multi_label:
-            return self
+            return
         # Grow the constant label set by frequency while training micro-F1 still rises.
         chosen = np.zeros(self.task.num_labels, dtype=np.int64)
         best = 0.0
@@ -30,9 +31,8 @@ class MajorityModel(MemeModel):
             chosen, best = trial, score
         # Chosen labels score 1, the rest 0, so the default 0.5 thresholds reproduce the set.
         self.prior = chosen.astype(np.float32)
-        return self
 
-    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+    def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
         return np.tile(self.prior, (len(memes), 1))
 
     def state_dict(self) -> dict[str, torch.Tensor]:

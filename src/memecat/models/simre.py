@@ -3,9 +3,10 @@
 Rows are (meme, category) pairs. Each row's text is the category's prompt ("My technique is {label}." or
 "... is not {label}.") followed by the meme's text; two cross-modal transformers read it against the image:
     I = TF(sources: e(text), targets: e(image)),   T = TF(sources: e(image), targets: e(text))   (Eq. 8)
-and are trained with InfoNCE + hard negatives (simre_loss). Training batches also hold recreated memes:
-image = lam * image_i + (1 - lam) * image_j, text = text_i + " " + text_j, labels = labels_i OR labels_j.
-A category is predicted when the meme's image-text similarity under the be-prompt beats the not-prompt's.
+and are trained with InfoNCE + hard negatives on batches that also hold recreated memes: image = lam * image_i +
+(1 - lam) * image_j (pixels), text = text_i + " " + text_j, labels = labels_i OR labels_j
+(memecat.training.simre). A category is predicted when the meme's image-text similarity under the be-prompt
+beats the not-prompt's.
 
 Texts come from the text encoder as token features: a prompt and a meme text are encoded apart and their
 token sequences concatenated (likewise the two texts of a recreated meme). With `finetune_layers`, the
@@ -25,69 +26,48 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from memecat.data.images import open_image
 from memecat.data.meme import Meme
-from memecat.encoders.base import GRID_TOKENS
-from memecat.encoders.cache import content_hash
-from memecat.encoders.runtime import frozen_runner
-from memecat.encoders.text import split_top
 from memecat.errors import MemecatError
-from memecat.metrics import primary_metric, task_scores
-from memecat.models.base import ModelConfig
-from memecat.models.ensemble import EnsembleModel
-from memecat.models.inputs import (
-    TensorDictDataset,
-    encode_inputs,
-    feature_cache,
-    frozen_text_encoder,
-    image_encoder,
-    subset,
-    text_encoder,
-)
-from memecat.models.simre_loss import SimReLoss
-from memecat.models.thresholds import class_offsets, global_threshold
+from memecat.models.ensemble import EnsembleConfig, EnsembleModel
+from memecat.models.registry import register_model
+from memecat.models.tensors import TensorDictDataset, subset
+from memecat.models.thresholds import class_offsets
 from memecat.tasks import Task
-from memecat.training import ValidationScored, fit_module, param_groups
+from memecat.training import TrainConfig
 
 BE, NOT = 0, 1  # prompt polarity index
-ROW_KEYS = ("image_grid", "text_tokens", "text_mask", "labels")
 
 
-class SimReConfig(ModelConfig):
-    text_encoder: str = "minilm-l6"
-    image_encoder: str = "efficientnet-lite0"
+class SimReTraining(TrainConfig):
+    lr: float = 5e-4  # the paper's 5e-5 fine-tunes CLIP; these layers start from scratch
+    text_lr: float = 5e-5  # fine-tuned text-encoder layers, at the paper's rate
+    lr_step_epochs: int | None = 10
+    lr_gamma: float = 0.5
+    batch_size: int = 16
+    max_epochs: int = 10
+    patience: int = 4
+    early_stopping: bool = True
+
+
+class SimReConfig(EnsembleConfig):
     width: int = 64  # CPU-small: one training step of width 256 costs ~15x more
     layers: int = 1
     heads: int = 4
     ff_dim: int = 128
     dropout: float = 0.1
     max_text_tokens: int = 32  # meme text tokens kept (the prompt comes on top)
-    text_pooling: Literal["all", "prompt"] = "all"  # T pooled over prompt+meme tokens, or the prompt's only
     # Prompt wording, "{label}" standing for the category (None: the task's, e.g. "My technique is {label}.").
     be_prompt: str | None = None
     not_prompt: str | None = None
     # The paper uses 0.2 for propaganda and 0.5 for harm; 0.2 won clearly in CV on all three harm tasks
-    # (benchmarks/simre_experiments.py --part table2), so 0.2 everywhere. None: 0.2 for SemEval, 0.5 for
-    # the harm tasks, the rule that model folders saved before the change carry.
-    temperature: float | None = 0.2
+    # (benchmarks/simre_experiments.py --part table2), so 0.2 everywhere.
+    temperature: float = 0.2
     simulation: bool = True
-    # pixel (the paper's MixGen): one pool of mixed images per run, encoded once (~3 s per 600 memes);
-    # grid: fresh pairs every step from cached features. 5-fold CV over seeds 0-4: pixel 0.552/0.097
-    # micro/macro against grid 0.554/0.094 (level), at the same training time; pixel is the paper's way.
-    mix: Literal["grid", "pixel"] = "pixel"
+    # Recreated memes mix pixels (the paper's MixGen): one pool of mixed images per run, encoded once.
     mix_lambda: float = 0.5
     recreated_per_batch: float = 0.5  # recreated memes per original meme in a batch
-    pixel_pairs: int | None = None  # pixel mode: size of the precomputed pool (None: one per training meme)
+    pixel_pairs: int | None = None  # size of the recreated pool (None: one per training meme)
     categories_per_meme: int | None = 4  # training rows per meme; positives first (None: every category)
-    lr: float = 5e-4  # the paper's 5e-5 fine-tunes CLIP; these layers start from scratch
-    finetune_layers: int = 0  # last text-encoder layers trained with the model (0: frozen encoder)
-    text_lr: float = 5e-5  # ... at the paper's fine-tuning rate
-    step_size: int = 10  # StepLR, in epochs
-    gamma: float = 0.5
-    batch_size: int = 16
-    max_epochs: int = 10
-    patience: int = 4
-    early_stopping: bool = True
     # 5-fold CV on SemEval: margin (global threshold) micro-F1 0.551 vs argmax 0.279; argmax over-predicts.
     rule: Literal["argmax", "margin"] = "margin"
     threshold_mode: Literal["global", "per-label", "joint"] = "global"
@@ -95,15 +75,7 @@ class SimReConfig(ModelConfig):
     class_offsets: bool = False
     ensemble_size: int = 1
     ensemble_dev_size: int = 96  # held-out memes for early stopping and the margin rule when no val split is given
-    devices: int = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-
-
-def task_temperature(task: Task, config: SimReConfig) -> float:
-    if config.temperature is not None:
-        return config.temperature
-    return 0.2 if task.metric == "semeval" else 0.5
+    train: SimReTraining = SimReTraining()
 
 
 # --- prompts --------------------------------------------------------------------------------------
@@ -143,71 +115,6 @@ def to_task_scores(scores: torch.Tensor, task: Task) -> torch.Tensor:
     return out
 
 
-def prompt_polarity(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """0/1 labels [...] -> (consistent, inconsistent) prompt indices: be for a true label, not for a false one."""
-    consistent = torch.where(labels > 0.5, BE, NOT)
-    return consistent, 1 - consistent
-
-
-# --- recreation -----------------------------------------------------------------------------------
-def recreate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], lam: float,
-             image_grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Row-aligned memes a, b -> recreated memes: mixed image, text a then text b, labels a OR b.
-
-    `image_grid` replaces the feature mix with features of mixed pixels (the "pixel" mode).
-    """
-    grid = lam * a["image_grid"] + (1 - lam) * b["image_grid"] if image_grid is None else image_grid
-    return {
-        "image_grid": grid,
-        "text_tokens": torch.cat([a["text_tokens"], b["text_tokens"]], dim=1),
-        "text_mask": torch.cat([a["text_mask"], b["text_mask"]], dim=1),
-        "labels": torch.maximum(a["labels"], b["labels"]),
-    }
-
-
-def random_pairs(n: int, count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` pairs (i, j) of distinct indices below n."""
-    i = torch.randint(n, (count,), generator=generator)
-    j = (i + torch.randint(1, max(n, 2), (count,), generator=generator)) % n
-    return i, j
-
-
-def join(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Stack two row sets whose text lengths differ (right-padding the shorter)."""
-    length = max(a["text_mask"].shape[1], b["text_mask"].shape[1])
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return F.pad(t, (0, 0, 0, length - t.shape[1]) if t.dim() == 3 else (0, length - t.shape[1]))
-
-    return {k: torch.cat([pad(a[k]), pad(b[k])] if k.startswith("text") else [a[k], b[k]]) for k in ROW_KEYS}
-
-
-def pixel_mixed_grids(memes: list[Meme], pairs: tuple[np.ndarray, np.ndarray], lam: float, name: str,
-                      batch_size: int = 32) -> torch.Tensor:
-    """Frozen-encoder grids [P, 49, D] of lam * pixels_i + (1 - lam) * pixels_j, through the feature cache."""
-    encoder, cache = image_encoder(name), feature_cache()
-    digests = [content_hash(m.image.read_bytes()) for m in memes]
-    out = torch.empty(len(pairs[0]), GRID_TOKENS, encoder.dim)
-    todo = []
-    for row, (i, j) in enumerate(zip(*pairs)):
-        key = content_hash(f"simre-mix:{digests[i]}:{digests[j]}:{lam}")
-        entry = cache.get(encoder, key)
-        if entry is not None and entry.get("grid") is not None and entry["grid"].shape == out.shape[1:]:
-            out[row] = entry["grid"].float()
-        else:
-            todo.append((row, i, j, key))
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        pixels = [lam * encoder.preprocess([open_image(memes[i].image)])[0]
-                  + (1 - lam) * encoder.preprocess([open_image(memes[j].image)])[0] for _, i, j, _ in chunk]
-        grids = frozen_runner(encoder)(torch.stack(pixels)).grid
-        for (row, _, _, key), grid in zip(chunk, grids):
-            entry = {"grid": grid.to(torch.float16).clone()}
-            cache.put(encoder, key, entry)
-            out[row] = entry["grid"].float()  # the stored precision, so warm and cold runs agree
-    return out
-
-
 # --- the network ----------------------------------------------------------------------------------
 class CrossModalStream(nn.Module):
     """Targets self-attend, then cross-attend to the sources (the memory); mean-pooled over real targets."""
@@ -219,12 +126,12 @@ class CrossModalStream(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, config.layers, norm=nn.LayerNorm(config.width))
 
     def forward(self, targets: torch.Tensor, target_mask: torch.Tensor, sources: torch.Tensor,
-                source_mask: torch.Tensor, pool_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """targets [R, Lt, w], sources [R, Ls, w], masks True on real tokens -> [R, w], the mean over
-        `pool_mask` (default: every real target)."""
+                source_mask: torch.Tensor) -> torch.Tensor:
+        """targets [R, Lt, w], sources [R, Ls, w], masks True on real tokens -> [R, w], the mean over the real
+        targets."""
         out = self.decoder(targets, sources, tgt_key_padding_mask=~target_mask,
                            memory_key_padding_mask=~source_mask)
-        weights = (target_mask if pool_mask is None else pool_mask).unsqueeze(-1).float()
+        weights = target_mask.unsqueeze(-1).float()
         return (out * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
@@ -247,7 +154,6 @@ class SimReNet(nn.Module):
         self.text_stream = CrossModalStream(config)  # T: text targets read the image
         self.text_out = nn.Linear(w, w)
         self.image_out = nn.Linear(w, w)
-        self.pool_prompt = config.text_pooling == "prompt"
 
     def meme_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The memes' token states, through the fine-tuned layers if any."""
@@ -279,14 +185,11 @@ class SimReNet(nn.Module):
         meme_mask = batch["text_mask"][:, None].expand(-1, k, -1)
         text = torch.cat([prompts, meme], dim=2).flatten(0, 1)
         text_mask = torch.cat([prompt_mask, meme_mask], dim=2).flatten(0, 1)
-        pool_mask = None
-        if self.pool_prompt:  # the prompt positions, having read the meme text: "not" is not averaged away
-            pool_mask = torch.cat([prompt_mask, torch.zeros_like(meme_mask)], dim=2).flatten(0, 1)
         image = self.image_proj(batch["image_grid"])
         image = image[:, None].expand(-1, k, -1, -1).flatten(0, 1)
         image_mask = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
         image_emb = self.image_out(self.image_stream(image, image_mask, text, text_mask))
-        text_emb = self.text_out(self.text_stream(text, text_mask, image, image_mask, pool_mask))
+        text_emb = self.text_out(self.text_stream(text, text_mask, image, image_mask))
         return F.normalize(text_emb, dim=-1).view(b, k, -1), F.normalize(image_emb, dim=-1).view(b, k, -1)
 
     def similarities(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,92 +200,27 @@ class SimReNet(nn.Module):
         return (be[0] * be[1]).sum(-1), (not_[0] * not_[1]).sum(-1)
 
 
-def training_categories(labels: torch.Tensor, k: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[B, K] categories per meme: its true ones first, then random others (every category when k is None)."""
-    n, c = labels.shape
-    if k is None or k >= c:
-        return torch.arange(c).expand(n, -1)
-    priority = torch.rand(n, c, generator=generator) + 2 * labels
-    return priority.topk(k, dim=1).indices
-
-
 # --- training ------------------------------------------------------------------------------------
 def margin_scores(s_be: torch.Tensor, s_not: torch.Tensor, temperature: float) -> torch.Tensor:
     """Scores in [0, 1]: above 0.5 exactly when the be-prompt wins."""
     return torch.sigmoid((s_be - s_not) / temperature)
 
 
-def selection_score(task: Task, rule: str, y: np.ndarray, proba: np.ndarray) -> float:
-    """Validation figure for early stopping under the decision rule in use."""
-    if task.multi_label:
-        threshold = 0.5 if rule == "argmax" else global_threshold(y, proba)
-        decided = (proba >= threshold).astype(int)
-    else:
-        decided = np.eye(task.num_labels, dtype=int)[proba.argmax(1)]
-    return task_scores(task, y, decided)[primary_metric(task)]
-
-
-class SimReModule(ValidationScored):
-    """Training wrapper: recreation, (meme, category) rows, InfoNCE with hard negatives, Adam + StepLR."""
-
-    def __init__(self, net: SimReNet, config: SimReConfig, task: Task, pool: dict[str, torch.Tensor] | None):
-        super().__init__()
-        self.net, self.config, self.task = net, config, task
-        self.pool = pool  # pixel mode: precomputed recreated memes (labels over the prompted categories)
-        self.loss_fn = SimReLoss(task_temperature(task, config))
-
-    def with_recreated(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        batch = {k: batch[k] for k in ROW_KEYS}
-        count = round(cfg.recreated_per_batch * len(batch["labels"]))
-        if not cfg.simulation or count == 0 or len(batch["labels"]) < 2:
-            return batch
-        if self.pool is not None:
-            rows = subset(self.pool, torch.randint(len(self.pool["labels"]), (count,)))
-        else:
-            i, j = random_pairs(len(batch["labels"]), count)
-            rows = recreate(subset(batch, i), subset(batch, j), cfg.mix_lambda)
-        return join(batch, rows)
-
-    def training_step(self, batch, batch_idx):
-        batch = self.with_recreated(batch)
-        categories = training_categories(batch["labels"], self.config.categories_per_meme)
-        consistent, inconsistent = prompt_polarity(batch["labels"].gather(1, categories))
-        (text_pos, image_pos), (text_neg, image_neg) = self.net(batch, categories, consistent, inconsistent)
-        loss = self.loss_fn(text_pos.flatten(0, 1), image_pos.flatten(0, 1), text_neg.flatten(0, 1),
-                            image_neg.flatten(0, 1))
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        s_be, s_not = self.net.similarities(batch)
-        self.collect(to_task_scores(margin_scores(s_be, s_not, self.loss_fn.temperature), self.task),
-                     batch["labels"])
-
-    def score(self, labels: np.ndarray, proba: np.ndarray) -> float:
-        return selection_score(self.task, self.config.rule, labels, proba)
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.Adam(param_groups(self.net, self.config.lr, self.config.text_lr))
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.config.step_size, self.config.gamma)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-
 # --- the model ------------------------------------------------------------------------------------
+@register_model("simre")
 class SimReModel(EnsembleModel):
     """SimRe (optionally K members averaged); one model folder."""
 
-    model_type = "simre"
     config_class = SimReConfig
 
     @property
     def temperature(self) -> float:
-        return task_temperature(self.task, self.config)
+        return self.config.temperature
 
     # --- building --------------------------------------------------------------------------
     def prompt_features(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen token features of every prompt: [C, 2, Lp, d] and mask [C, 2, Lp]."""
-        encoder = frozen_text_encoder(self.config.text_encoder, self.config.finetune_layers)
+        encoder = self.features.frozen_text_encoder(self.config.finetune_layers)
         inputs = encoder.tokenize(prompt_texts(self.task, self.config))
         with torch.inference_mode():
             features = encoder(**inputs)
@@ -392,33 +230,18 @@ class SimReModel(EnsembleModel):
         return tokens.reshape(c, 2, *tokens.shape[1:]).clone(), features.mask.bool().reshape(c, 2, -1).clone()
 
     def new_net(self, prompts: tuple[torch.Tensor, torch.Tensor] | None = None) -> SimReNet:
-        text_dim = text_encoder(self.config.text_encoder).dim
-        image_dim = image_encoder(self.config.image_encoder).dim
-        top = split_top(text_encoder(self.config.text_encoder), self.config.finetune_layers)[1]
-        return SimReNet(*(prompts or self.prompt_features()), text_dim, image_dim, self.config, top)
+        features = self.features
+        return SimReNet(*(prompts or self.prompt_features()), features.text_encoder.dim, features.image_encoder.dim,
+                        self.config, features.trainable_text_top(self.config.finetune_layers))
 
-    def inputs(self, memes: list[Meme], progress: bool = True) -> dict[str, torch.Tensor]:
-        x = encode_inputs(memes, self.config.text_encoder, self.config.image_encoder, self.config.finetune_layers,
-                          progress=progress)
+    def inputs(self, memes: list[Meme], progress: bool = False) -> dict[str, torch.Tensor]:
+        x = self.features.encode(memes, self.config.finetune_layers, progress=progress)
         t = self.config.max_text_tokens
         # contiguous: a copy of the kept tokens, so the full-length token states can be freed (memory on Harm-C).
         return {"image_grid": x["image_grid"], "image_present": x["image_present"],
                 "text_tokens": x["text_tokens"][:, :t].contiguous(),
                 "text_mask": x["text_mask"][:, :t].contiguous()}
 
-    def loader(self, tensors: dict[str, torch.Tensor], shuffle: bool, batch_size: int | None = None) -> DataLoader:
-        return DataLoader(TensorDictDataset(tensors), batch_size=batch_size or self.config.batch_size,
-                          shuffle=shuffle)
-
-    def pixel_pool(self, memes: list[Meme], tensors: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-        """Recreated memes from mixed pixels, drawn once per training run (encoding them is the costly part)."""
-        n = len(memes)
-        generator = torch.Generator().manual_seed(seed)
-        i, j = random_pairs(n, self.config.pixel_pairs or n, generator)
-        grids = pixel_mixed_grids(memes, (i.numpy(), j.numpy()), self.config.mix_lambda, self.config.image_encoder)
-        # The mixed pixels' grids replace the memes' own, so those are not copied (2 x 0.7 GB on Harm-C).
-        rest = {k: v for k, v in tensors.items() if k != "image_grid"}
-        return recreate(subset(rest, i), subset(rest, j), self.config.mix_lambda, image_grid=grids)
 
     # --- the verbs -------------------------------------------------------------------------
     def note_training_data(self, memes: list[Meme]) -> None:
@@ -436,15 +259,16 @@ class SimReModel(EnsembleModel):
         if not keep.all():
             rows = keep.nonzero().flatten()
             train, memes = subset(train, rows), [memes[i] for i in rows.tolist()]
+        from memecat.training.loop import fit_module
+        from memecat.training.simre import SimReObjective, recreated_pool
+
         # Training rows carry labels over the prompted categories, so a recreated meme's OR stays meaningful
         # (harmful if either meme is); dev keeps the task's labels, which validation scores against.
         train = {**train, "labels": train["labels"][:, prompt_columns(self.task)]}
-        pool = None
-        if self.config.simulation and self.config.mix == "pixel":
-            pool = self.pixel_pool(memes, train, seed)
+        pool = recreated_pool(self.features, memes, train, self.config, seed) if self.config.simulation else None
         net = self.new_net()
-        module = SimReModule(net, self.config, self.task, pool)
-        fit_module(module, self.loader(train, True), self.loader(dev, False), self.trainer_options(member, seed))
+        fit_module(SimReObjective(net, self.config, self.task, pool), train, dev, self.config.train, seed,
+                   self.member_log_dir(member))
         return net
 
     def choose_thresholds(self) -> np.ndarray:
@@ -459,7 +283,7 @@ class SimReModel(EnsembleModel):
     @torch.inference_mode()
     def _member_similarities(self, net: SimReNet, tensors: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         net.eval()
-        pairs = [net.similarities(batch) for batch in self.loader(tensors, False, batch_size=32)]
+        pairs = [net.similarities(batch) for batch in DataLoader(TensorDictDataset(tensors), batch_size=32)]
         return torch.cat([p[0] for p in pairs]).numpy(), torch.cat([p[1] for p in pairs]).numpy()
 
     def scores_from_similarities(self, s_be: np.ndarray, s_not: np.ndarray) -> np.ndarray:
@@ -472,14 +296,14 @@ class SimReModel(EnsembleModel):
 
     def similarities(self, memes: list[Meme]) -> tuple[np.ndarray, np.ndarray]:
         """(s_be, s_not) [N, C], averaged over members."""
-        tensors = self.inputs(memes, progress=False)
+        tensors = self.inputs(memes)
         pairs = [self._member_similarities(net, tensors) for net in self.members]
         return np.mean([p[0] for p in pairs], axis=0), np.mean([p[1] for p in pairs], axis=0)
 
-    def predict_proba(self, memes: list[Meme]) -> np.ndarray:
+    def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
         return self.scores_from_similarities(*self.similarities(memes))
 
-    def explain(self, memes: list[Meme]) -> list[dict]:
+    def _explain(self, memes: list[Meme]) -> list[dict]:
         """Per prompted label: similarity under the be- and the not-prompt, and their margin."""
         s_be, s_not = self.similarities(memes)
         return [{label: {"be": round(float(b), 4), "not": round(float(n), 4), "margin": round(float(b - n), 4)}
@@ -487,8 +311,8 @@ class SimReModel(EnsembleModel):
                 for row_be, row_not in zip(s_be, s_not)]
 
     @classmethod
-    def _from_metadata(cls, task, config, meta, directory):
-        model = cls(task, config)
+    def _from_metadata(cls, task, config, meta, features):
+        model = cls(task, config, features)
         prompts = model.prompt_features()  # shapes only: the saved buffers overwrite them
         model.members = [model.new_net(prompts) for _ in range(int(meta.get("members", config.ensemble_size)))]
         return model

@@ -8,8 +8,6 @@ not guaranteed thread-safe).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path, PurePath
 from typing import Any
@@ -26,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from memecat import __version__
-from memecat.data.images import open_image, sniff_image_type
+from memecat.data.images import sniff_image_type
 from memecat.data.meme import Meme
 from memecat.errors import DataError
 from memecat.models.base import MemeModel, load_model
@@ -142,28 +140,19 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
 
     lock = threading.Lock()
 
-    def predict_one(meme: Meme) -> dict:
+    def predict_one(meme: Meme, name: str) -> dict:
         try:
             with lock:
                 record = model.predict([meme], explain=True)[0]
-        except DataError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except DataError as exc:  # named by the uploaded file's name, which is all the client knows it by
+            raise HTTPException(422, f"{name}: {exc.problem}") from None
         return {**_plain(record), "task": model.task.name, "model_type": model.model_type}
 
-    def run_model(data: bytes | None, kind: str | None, name: str, text: str) -> dict:
+    def run_model(data: bytes | None, name: str, text: str) -> dict:
+        # The upload's bytes go straight to the feature path, which decodes them once; a corrupt image is a 422.
         if data is None:  # a text-only meme
-            return predict_one(Meme(id=name, text=text, image=None))
-        try:
-            open_image(data, name=name)  # a corrupt image is the caller's problem, not the model's
-        except DataError as exc:
-            raise HTTPException(422, str(exc)) from None
-        fd, tmp = tempfile.mkstemp(prefix="memecat-upload-", suffix=ALLOWED_TYPES[kind])
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image=Path(tmp)))
-        finally:
-            os.unlink(tmp)
+            return predict_one(Meme(id=name, text=text), name)
+        return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image=data), name)
 
     @app.post("/v1/predict", response_model=Prediction, summary="Categorise one meme",
               openapi_extra=_upload_spec(max_upload_bytes, max_text_chars),
@@ -196,7 +185,7 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
             if not text:
                 raise HTTPException(422, "send the meme's image (file field 'image'), its text (field 'text') "
                                          "or both; got neither")
-            return await run_in_threadpool(run_model, None, None, name, text)
+            return await run_in_threadpool(run_model, None, name, text)
         if len(data) > max_upload_bytes:
             raise HTTPException(413, f"{name}: image over the {max_upload_bytes:,}-byte limit")
         if not data:
@@ -205,7 +194,7 @@ def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_char
         if kind not in ALLOWED_TYPES:
             found = f"a {kind} image" if kind else "not an image"
             raise HTTPException(415, f"{name}: {found}; send JPEG, PNG, GIF, WebP or BMP")
-        return await run_in_threadpool(run_model, data, kind, name, text)
+        return await run_in_threadpool(run_model, data, name, text)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and the model served")
     def healthz() -> dict:

@@ -1,5 +1,5 @@
-"""One training loop for every neural model, built on Lightning."""
+"""How neural models are trained: one loop, one TrainConfig, one objective (LightningModule) per model."""
 
-from memecat.training.loop import TrainerOptions, ValidationScored, fit_module, param_groups, seed_everything
+from memecat.training.config import TrainConfig
 
-__all__ = ["TrainerOptions", "ValidationScored", "fit_module", "param_groups", "seed_everything"]
+__all__ = ["TrainConfig"]

@@ -1,39 +1,32 @@
-"""The shared loop: Lightning brings checkpoints, early stopping, progress bars, CSV logs, seeding and DDP.
+"""The one training loop: Lightning brings checkpoints, early stopping, progress bars, CSV logs and DDP.
 
-A model contributes a LightningModule whose `validation_step` returns nothing and which logs
-`val_score` (the task's primary metric) in `on_validation_epoch_end`; everything else is here.
+An objective (a LightningModule in this package) wraps a model's net with its loss and optimiser, collects
+validation scores and logs `val_score` (the task's primary metric); everything else is here, read from a
+TrainConfig. Seeding happens here too, inside `seeded`, which leaves the caller's random state as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from memecat.training.config import TrainConfig
+
 MONITOR = "val_score"
-
-
-@dataclass
-class TrainerOptions:
-    max_epochs: int = 30
-    patience: int = 6
-    early_stopping: bool = True  # False: train max_epochs and keep the last weights (validation is still logged)
-    seed: int = 0
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    log_dir: str | None = None  # CSV logs and checkpoints; a temp folder when None
-    progress: bool | None = None  # None: only on a terminal
 
 
 def quiet_lightning() -> None:
@@ -71,42 +64,67 @@ class ValidationScored(L.LightningModule):
         self.log(MONITOR, self.score(labels.cpu().numpy(), proba.float().cpu().numpy()), prog_bar=True)
 
 
-def param_groups(net: torch.nn.Module, lr: float, text_lr: float) -> list[dict]:
-    """Optimiser groups: the net's own layers at `lr`, its fine-tuned text-encoder layers (`net.text_top`, if
-    any) at `text_lr`."""
+def optimiser(net: torch.nn.Module, config: TrainConfig):
+    """Adam over the net's own layers at `lr` and its fine-tuned text-encoder layers (`net.text_top`, if any) at
+    `text_lr`, with StepLR when the config asks for it: what `configure_optimizers` returns."""
     head = [p for n, p in net.named_parameters() if not n.startswith("text_top.")]
-    groups = [{"params": head, "lr": lr}]
+    groups = [{"params": head, "lr": config.lr}]
     if net.text_top is not None:
-        groups.append({"params": list(net.text_top.parameters()), "lr": text_lr})
-    return groups
+        groups.append({"params": list(net.text_top.parameters()), "lr": config.text_lr})
+    adam = torch.optim.Adam(groups, weight_decay=config.weight_decay)
+    if config.lr_step_epochs is None:
+        return adam
+    return {"optimizer": adam,
+            "lr_scheduler": torch.optim.lr_scheduler.StepLR(adam, config.lr_step_epochs, config.lr_gamma)}
 
 
-def seed_everything(seed: int) -> None:
-    """Python, numpy and torch RNGs at once: call before building a model so its initial weights repeat."""
-    L.seed_everything(seed, workers=True, verbose=False)
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Python, numpy and torch generators seeded for the block (so initial weights, shuffling and sampling
+    repeat), and restored afterwards (so training leaves its caller's random state alone)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        L.seed_everything(seed, workers=True, verbose=False)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            os.environ.pop("PL_GLOBAL_SEED", None)
+            os.environ.pop("PL_SEED_WORKERS", None)
 
 
-def fit_module(module: L.LightningModule, train_loader: DataLoader, val_loader: DataLoader | None,
-               options: TrainerOptions) -> L.LightningModule:
-    """Train `module` and return it with the weights of its best epoch by validation score (early stopping)
-    or of its last epoch."""
+def loader(tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool) -> DataLoader:
+    from memecat.models.tensors import TensorDictDataset
+
+    return DataLoader(TensorDictDataset(tensors), batch_size=batch_size, shuffle=shuffle)
+
+
+def fit_module(module: L.LightningModule, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor] | None,
+               config: TrainConfig, seed: int, log_dir: str | Path | None = None,
+               progress: bool | None = None) -> L.LightningModule:
+    """Train `module` on the rows of `train`, scoring `val` every epoch, and return it with the weights of its
+    best epoch by validation score (early stopping) or of its last epoch. Call it inside `seeded(seed)` with
+    the net built there too, so a seed gives one model."""
     quiet_lightning()
-    seed_everything(options.seed)
-    progress = sys.stderr.isatty() if options.progress is None else options.progress
+    L.seed_everything(seed, workers=True, verbose=False)
+    progress = sys.stderr.isatty() if progress is None else progress
+    train_loader = loader(train, config.batch_size, shuffle=True)
+    val_loader = loader(val, config.batch_size, shuffle=False) if val is not None else None
     with tempfile.TemporaryDirectory(prefix="memecat-") as tmp:
-        log_dir = Path(options.log_dir or tmp)
+        log_dir = Path(log_dir or tmp)
         callbacks = []
         checkpoint = None
-        if val_loader is not None and options.early_stopping:
+        if val_loader is not None and config.early_stopping:
             checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", monitor=MONITOR, mode="max",
                                          save_top_k=1, save_weights_only=True, filename="best")
-            callbacks = [checkpoint, EarlyStopping(monitor=MONITOR, mode="max", patience=options.patience)]
+            callbacks = [checkpoint, EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience)]
         trainer = L.Trainer(
             accelerator="cpu",
-            devices=options.devices,
-            num_nodes=options.num_nodes,
-            strategy=options.strategy,
-            max_epochs=options.max_epochs,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            max_epochs=config.max_epochs,
             callbacks=callbacks,
             logger=CSVLogger(log_dir, name="logs"),
             enable_progress_bar=progress,
