@@ -1,4 +1,5 @@
-"""Encoders: the offline defaults with their real weights, the hub encoders from tiny random configs."""
+"""Encoders: the registry, the offline defaults with their real weights, the hub encoders from tiny random
+configs."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from memecat.encoders import (
     TEXT_ENCODERS,
     ImageEncoder,
     TextEncoder,
+    encoder_catalog,
     get_image_encoder,
     get_text_encoder,
+    register_encoder,
 )
 from memecat.encoders.image import blip_vision, clip_vision, lite_available, resnet_50
 from memecat.encoders.text import blip_text, clip_text, roberta_base
@@ -172,6 +175,30 @@ def test_unknown_names_list_the_known_ones() -> None:
         get_image_encoder("vgg")
     assert {"minilm-l6", "roberta-base", "clip-vit-b32", "blip-itm-base"} == set(TEXT_ENCODERS)
     assert {"efficientnet-lite0", "resnet-50", "clip-vit-b32", "blip-itm-base"} <= set(IMAGE_ENCODERS)
+
+
+def test_catalog_lists_the_registered_encoders() -> None:
+    catalog = encoder_catalog()
+    assert all(set(entry) == {"kind", "name", "description", "offline"} for entry in catalog)
+    assert [e["name"] for e in catalog if e["kind"] == "text"] == TEXT_ENCODERS
+    assert [e["name"] for e in catalog if e["kind"] == "image"] == IMAGE_ENCODERS
+    offline = [e["name"] for e in catalog if e["offline"]]
+    assert offline[:2] == ["minilm-l6", "efficientnet-lite0"] and "roberta-base" not in offline
+    assert all(e["description"] and "\n" not in e["description"] for e in catalog)
+
+
+def test_register_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memecat.encoders import hub
+
+    monkeypatch.setattr(hub, "_REGISTRY", dict(hub._REGISTRY))  # registrations end with the test
+    register_encoder("tiny-resnet", kind="image", description="a tiny random ResNet")(tiny_resnet)
+    assert get_image_encoder("tiny-resnet").dim == 16
+    assert {"kind": "image", "name": "tiny-resnet", "description": "a tiny random ResNet",
+            "offline": False} in encoder_catalog()
+    with pytest.raises(ValueError, match="registered twice"):
+        register_encoder("tiny-resnet", kind="image", description="again")(tiny_resnet)
+    with pytest.raises(ValueError, match="lowercase"):
+        register_encoder("Tiny/ResNet", kind="image", description="not a folder name")
 
 
 @pytest.mark.skipif(lite_available(1), reason="efficientnet-lite1 weights are installed")

