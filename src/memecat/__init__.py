@@ -20,7 +20,8 @@ _EXPORTS = {
     "cross_validate": "memecat.evaluation",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["DataError", "FeatureCache", "FeatureExtractor", "Meme", "MemecatError", "NotFittedError", "__version__",
+           "create_model", "cross_validate", "load_model"]
 
 
 def __getattr__(name: str):

@@ -111,6 +111,12 @@ _HARM_SPLITS = {"train": f"{HARM_C_DIR}/train.jsonl", "val": f"{HARM_C_DIR}/val.
                 "test": f"{HARM_C_DIR}/test.jsonl"}
 
 
+def _harm_task(name: str, description: str, labels: tuple[str, ...], **fields) -> Task:
+    """A Harm-C task: one label per meme, the Harm-C splits, accuracy and macro-F1."""
+    return Task(name=name, description=description, labels=labels, multi_label=False, splits=_HARM_SPLITS,
+                metric="harm", **fields)
+
+
 def _build_tasks() -> dict[str, Task]:
     drop_targets = {t: None for t in HARM_TARGETS}
     return {
@@ -128,33 +134,24 @@ def _build_tasks() -> dict[str, Task]:
             be_prompt="My technique is {label}.",
             not_prompt="My technique is not {label}.",
         ),
-        "harm-c-2": Task(
-            name="harm-c-2",
-            description="Harm-C: harmful (somewhat or very) vs not harmful",
-            labels=("not harmful", "harmful"),
-            multi_label=False,
-            splits=_HARM_SPLITS,
-            metric="harm",
+        "harm-c-2": _harm_task(
+            "harm-c-2",
+            "Harm-C: harmful (somewhat or very) vs not harmful",
+            ("not harmful", "harmful"),
             label_map={**_LEVEL_TO_BINARY, **drop_targets},
             prompted_labels=("harmful",),
         ),
-        "harm-c-3": Task(
-            name="harm-c-3",
-            description="Harm-C: not / somewhat / very harmful (ordered)",
-            labels=HARM_LEVELS,
-            multi_label=False,
+        "harm-c-3": _harm_task(
+            "harm-c-3",
+            "Harm-C: not / somewhat / very harmful (ordered)",
+            HARM_LEVELS,
             ordinal=True,
-            splits=_HARM_SPLITS,
-            metric="harm",
             label_map=dict(drop_targets),
         ),
-        "harm-c-target": Task(
-            name="harm-c-target",
-            description="Harm-C: target of a harmful meme (individual / organization / community / society)",
-            labels=HARM_TARGETS,
-            multi_label=False,
-            splits=_HARM_SPLITS,
-            metric="harm",
+        "harm-c-target": _harm_task(
+            "harm-c-target",
+            "Harm-C: target of a harmful meme (individual / organization / community / society)",
+            HARM_TARGETS,
             label_map={level: None for level in HARM_LEVELS},
             harmful_only=True,
             be_prompt="This meme targets {label}.",

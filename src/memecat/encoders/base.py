@@ -85,11 +85,13 @@ class TextEncoder(Encoder):
         self.max_length = max_length
         self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
+    padding = "longest"  # or "max_length", for encoders trained on fixed-length input
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """input_ids and attention_mask, padded to the longest text, truncated at max_length."""
+        """input_ids and attention_mask, padded as `padding` says, truncated at max_length."""
         encoded = self.tokenizer(
             list(texts),
-            padding="longest",
+            padding=self.padding,
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",

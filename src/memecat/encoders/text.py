@@ -107,20 +107,8 @@ class HFTextEncoder(TextEncoder):
         self.model = model
         self.pooling = pooling
         self.family = family
+        self.padding = "max_length" if family.fixed_length else "longest"
         self.freeze()
-
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if not self.family.fixed_length:
-            return super().tokenize(texts)
-        encoded = self.tokenizer(
-            list(texts),
-            padding="max_length",
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            return_token_type_ids=False,
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         visible = None if self.family.fixed_length else attention_mask
