@@ -317,7 +317,7 @@ def models_command() -> None:
         click.echo(f"  {recipe.name:<40} [{recipe.model}] {recipe.description}")
     click.echo("encoders (--text-encoder / --image-encoder; also a Hugging Face repo id or a local folder):")
     for entry in encoder_catalog():
-        offline = "" if entry["offline"] else " (needs its weights: Hugging Face cache, hub or folder)"
+        offline = "" if entry["offline"] else " (needs its weights)"
         click.echo(f"  {entry['kind']:<6}{entry['name']:<34} {entry['description']}{offline}")
 
 

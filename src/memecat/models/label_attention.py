@@ -114,7 +114,7 @@ def scores_from_logits(logits: torch.Tensor, task: Task) -> torch.Tensor:
 
 @register_model("label-attention")
 class LabelAttentionEnsemble(EnsembleModel):
-    """K label-attention models whose probabilities are averaged; one model folder."""
+    """1213Li's label-attention over text tokens and a 7x7 image grid, K members averaged (SemEval-2021)."""
 
     config_class = LabelAttentionConfig
 

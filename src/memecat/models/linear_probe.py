@@ -53,6 +53,8 @@ class LinearProbeConfig(EncoderConfig):
 
 @register_model("linear-probe")
 class LinearProbe(MemeModel):
+    """Logistic regressions on encoder features and n-grams, their logits averaged; the best model by CV."""
+
     config_class = LinearProbeConfig
 
     # --- features ----------------------------------------------------------------------------

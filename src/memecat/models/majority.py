@@ -13,6 +13,8 @@ from memecat.models.registry import register_model
 
 @register_model("majority")
 class MajorityModel(MemeModel):
+    """The same labels for every meme: the baseline any model must beat."""
+
     def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
         self.note_training_data(memes)
         y = self.task.encode(memes)

@@ -209,7 +209,7 @@ def margin_scores(s_be: torch.Tensor, s_not: torch.Tensor, temperature: float) -
 # --- the model ------------------------------------------------------------------------------------
 @register_model("simre")
 class SimReModel(EnsembleModel):
-    """SimRe (optionally K members averaged); one model folder."""
+    """SimRe: recreated memes, be/not prompts, a two-stream cross-modal transformer (optionally K averaged)."""
 
     config_class = SimReConfig
 
