@@ -83,3 +83,37 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     path = _save(Image.new("RGB", (20, 20)), tmp_path / "big.png", "PNG")
     with pytest.raises(DataError, match="pixel cap"):
         open_image(path)
+
+
+def test_no_broken_image_escapes_as_anything_but_a_one_line_data_error(tmp_path):
+    from broken_images import build_corpus
+
+    corpus = build_corpus(tmp_path / "broken")
+    decoded = refused = 0
+    for path in corpus:
+        try:
+            image = open_image(path)
+        except DataError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
+            refused += 1
+        else:  # a flip that lands in pixel data still decodes: a picture, not an error
+            assert image.mode == "RGB" and image.size[0] * image.size[1] <= images.MAX_PIXELS
+            decoded += 1
+    assert refused > len(corpus) // 2 and len(corpus) > 200
+
+
+def test_claimed_billions_of_pixels_are_refused_from_the_header(tmp_path):
+    from broken_images import _png_claiming
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_claiming(100_000, 100_000))
+    with pytest.raises(images.ImageTooLarge, match="over the 40,000,000-pixel cap"):
+        open_image(path)
+
+
+def test_a_huge_jpeg_decodes_at_a_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (8000, 6000), "red").save(path, "JPEG")
+    out = open_image(path)
+    width, height = out.size
+    assert images.JPEG_DRAFT_PIXELS / 4 <= width * height <= images.JPEG_DRAFT_PIXELS and width * 3 == height * 4
