@@ -25,7 +25,7 @@ def test_an_unfitted_model_says_so(name, tmp_path):
 
 
 def test_create_model_checks_names_and_options():
-    with pytest.raises(memecat.MemecatError, match="unknown model 'nope'; known models: majority, linear-probe"):
+    with pytest.raises(memecat.MemecatError, match="unknown model 'nope'; known models: label-attention, linear-probe, majority, simre"):
         memecat.create_model("nope", task="semeval-t6")
     with pytest.raises(memecat.MemecatError, match="config option 'train.max_epoch'"):
         memecat.create_model("simre", task="harm-c-2", train={"max_epoch": 3})
@@ -69,3 +69,33 @@ def test_models_share_the_extractor_they_are_given(tiny_data_root, tmp_path):
     assert loaded.features is features
     dev = load_split(task, "dev")
     np.testing.assert_allclose(loaded.predict_proba(dev), model.predict_proba(dev), atol=1e-6)
+
+
+def test_a_folder_is_verified_when_it_loads(tiny_data_root, tmp_path):
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    task = get_task("semeval-t6")
+    model = memecat.create_model("linear-probe", task=task, ngram_features=256, folds=3).fit(load_split(task, "train"))
+    folder = model.save_pretrained(tmp_path / "probe")
+
+    def broken(name, change) -> str:
+        copy = shutil.copytree(folder, tmp_path / name)
+        change(copy)
+        with pytest.raises(memecat.MemecatError) as err:
+            memecat.load_model(copy)
+        return str(err.value)
+
+    assert "weights file missing" in broken("no-weights", lambda f: (f / "model.safetensors").unlink())
+    config = json.loads((folder / "config.json").read_text())
+    short = {**config, "thresholds": config["thresholds"][:-1]}
+    assert "thresholds must be 22 numbers" in broken("short", lambda f: (f / "config.json").write_text(json.dumps(short)))
+
+    def narrower(f):
+        state = load_file(str(f / "model.safetensors"))
+        state["char-ngrams.coef"] = state["char-ngrams.coef"][:, :-1].contiguous()
+        save_file(state, str(f / "model.safetensors"))
+
+    assert "weights do not fit" in broken("narrow", narrower) and "char-ngrams" in broken("narrow2", narrower)

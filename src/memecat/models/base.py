@@ -295,20 +295,24 @@ def load_model(directory: str | Path, features: FeatureExtractor | None = None) 
     except (ValidationError, TypeError) as exc:  # a config from another version
         raise MemecatError(f"{directory / CONFIG_FILE}: config does not fit this memecat ({exc})") from None
     model = cls._from_metadata(task, config, meta, features)
-    model.thresholds = np.asarray(meta.get("thresholds", [0.5] * task.num_labels), dtype=np.float32)
-    model.class_offsets = np.asarray(meta.get("class_offsets", [0.0] * task.num_labels), dtype=np.float32)
+    for key in ("thresholds", "class_offsets"):
+        values = meta.get(key, [0.5 if key == "thresholds" else 0.0] * task.num_labels)
+        if not isinstance(values, list) or len(values) != task.num_labels:
+            raise MemecatError(f"{directory / CONFIG_FILE}: {key} must be {task.num_labels} numbers, one per label")
+        setattr(model, key, np.asarray(values, dtype=np.float32))
     model.training_data = meta.get("training_data", {})
     model.recipe = meta.get("recipe")
     model.metrics = meta.get("metrics") or {}
     weights = directory / WEIGHTS_FILE
-    if weights.exists():
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise MemecatError(f"{weights}: damaged weights file ({exc})") from None
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:  # shapes or names from another memecat version (e.g. other prompts)
-            reason = str(exc).strip().splitlines()[-1].strip()
-            raise MemecatError(f"{weights}: weights do not fit this memecat's {cls.model_type} ({reason})") from None
+    if not weights.exists():  # every model has learnt weights; without them it would answer at random
+        raise MemecatError(f"{weights}: weights file missing; the model folder is incomplete")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MemecatError(f"{weights}: damaged weights file ({exc})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:  # names or shapes that are not this model's
+        reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        raise MemecatError(f"{weights}: weights do not fit this memecat's {cls.model_type} ({reason})") from None
     return model

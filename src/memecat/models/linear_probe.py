@@ -229,11 +229,18 @@ class LinearProbe(MemeModel):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         arrays = {k: v.numpy() for k, v in state.items()}
+        missing = [f"{view}.coef" for view in self.config.views if f"{view}.coef" not in arrays]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
         self.weights = {view: (arrays[f"{view}.coef"], arrays[f"{view}.bias"]) for view in self.config.views}
         encoder_views = [view for view in ENCODER_VIEWS if view in self.config.views]
         self.mean = {view: arrays[f"{view}.mean"] for view in encoder_views}
         self.std = {view: arrays[f"{view}.std"] for view in encoder_views}
         self.idf = {view: arrays[f"{view}.idf"] for view in NGRAM_VIEWS if view in self.config.views}
+        for view, (coef, bias) in self.weights.items():
+            width = len(self.idf[view]) if view in self.idf else len(self.mean[view])
+            if coef.shape != (self.task.num_labels, width) or bias.shape != (self.task.num_labels,):
+                raise ValueError(f"{view} weights are {coef.shape}, expected ({self.task.num_labels}, {width})")
 
 
 def ngrams_of_words(view: str, analyzer, text: str, words: list[str]) -> tuple[list[str], np.ndarray]:

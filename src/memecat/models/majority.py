@@ -42,3 +42,5 @@ class MajorityModel(MemeModel):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.prior = state["prior"].numpy()
+        if self.prior.shape != (self.task.num_labels,):
+            raise ValueError(f"prior has shape {self.prior.shape}, expected ({self.task.num_labels},)")

@@ -38,13 +38,13 @@ def _load_builtins() -> None:
 
 def model_names() -> list[str]:
     _load_builtins()
-    return list(_MODELS)
+    return sorted(_MODELS)
 
 
 def model_class(name: str) -> type[MemeModel]:
     _load_builtins()
     if name not in _MODELS:
-        raise MemecatError(f"unknown model {name!r}; known models: {', '.join(_MODELS)}")
+        raise MemecatError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
     return _MODELS[name]
 
 
