@@ -3,48 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import click
 
+from memecat.cli_options import TASK_HELP, data_root_option, fail, model_options
 from memecat.errors import MemecatError
-
-TASK_HELP = "Task name: semeval-t6, harm-c-2, harm-c-3 or harm-c-target."
-data_root_option = click.option(
-    "--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder holding semeval2021-task6/ and harm-c/ (default: $MEMECAT_DATA or ../shared/data).")
-
-
-extra_data_option = click.option(
-    "--extra-data", "extra_data", multiple=True, default=None,
-    help="Extra training sources, comma-separated or repeated: semeval2024-task4, ptc (semeval-t6); harm-p "
-         "(harm-c tasks); none. Overrides the recipe's extra_data.")
-
-
-def model_options(f):
-    """--model, --recipe, --seed and the encoder and extra-data overrides: what builds an unfitted model."""
-    options = [
-        click.option("--model", "model_name", default=None,
-                     help="Model: majority, linear-probe, label-attention or simre (`memecat models`)."),
-        click.option("--recipe", default=None,
-                     help="A shipped recipe's name (`memecat models`) or a recipe file (YAML/JSON)."),
-        click.option("--seed", type=int, default=None, help="Random seed (same seed, same data: same model)."),
-        click.option("--text-encoder", default=None,
-                     help="Text encoder: a registered name, a Hugging Face repo id or a local folder."),
-        click.option("--image-encoder", default=None,
-                     help="Image encoder: a registered name, a Hugging Face repo id or a local folder."),
-        extra_data_option,
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"memecat: error: {message}", err=True)
-    sys.exit(code)
 
 
 class Group(click.Group):
@@ -54,7 +19,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except MemecatError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 @click.group(cls=Group)
@@ -137,45 +102,6 @@ def train(task_name, model_name, recipe, seed, text_encoder, image_encoder, extr
         _print_scores(f"{split} (chose early stopping and thresholds, so optimistic)" if optimistic else split, scores)
     model.save_pretrained(out)
     click.echo(f"saved to {out}")
-
-
-@cli.command()
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model folder.")
-@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
-              help="Dataset file (JSON/JSONL/CSV/SemEval .txt) or a folder of images with a text sidecar.")
-@click.option("--split", default=None, help="A split of the model's task dataset instead of --input (e.g. test).")
-@click.option("--image", type=click.Path(path_type=Path), default=None,
-              help="One meme's image; alone (or with empty --text) an image-only meme.")
-@click.option("--text", default=None, help="One meme's text; alone (no --image) a text-only meme.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("-"), help="Output file, or - for stdout.")
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv"]), default=None,
-              help="Output format (default: from --out's suffix; JSON is the organisers' format).")
-@click.option("--explain", is_flag=True, help="Add per-label scores and the model's explanation.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@data_root_option
-def predict(model_dir, input_path, split, image, text, out, fmt, explain, batch_size, data_root) -> None:
-    """Predict the categories of memes with a trained model folder."""
-    from memecat.models.base import load_model
-    from memecat.predict_io import collect_inputs, output_format, predict_safely, write_predictions
-    from memecat.tasks import load_split
-
-    output_format(out, fmt)
-    chosen = [input_path is not None, split is not None, image is not None or text is not None]
-    if sum(chosen) != 1:
-        raise MemecatError("give exactly one of --input, --split, or one meme's --image and/or --text")
-    if explain and (fmt == "csv" or str(out).endswith(".csv")):
-        raise MemecatError("--explain needs JSON or JSONL output; CSV keeps only labels and scores")
-    model = load_model(model_dir)
-    if split is not None:
-        memes = load_split(model.task, split, data_root)
-    else:
-        memes = collect_inputs(image=image, text=text, input_path=input_path)
-    records, failures = predict_safely(model, memes, batch_size=batch_size, explain=explain)
-    write_predictions(records, out, fmt)
-    if str(out) != "-":
-        click.echo(f"wrote {len(records) - failures} predictions to {out}", err=True)
-    if failures:
-        _fail(f"{failures} of {len(records)} memes could not be read (see their 'error' records)", code=1)
 
 
 @cli.command()
@@ -338,19 +264,8 @@ def data_check(path, task_name, images) -> None:
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        _fail(f"{len(problems)} problem(s) in {count} memes", code=1)
+        fail(f"{len(problems)} problem(s) in {count} memes", code=1)
     click.echo(f"{path}: {count} memes, no problems")
-
-
-@cli.command()
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model folder.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-def serve(model_dir, host, port) -> None:
-    """Serve a model as a JSON API with a web page at /."""
-    from memecat.serve.app import run_server
-
-    run_server(model_dir, host, port)
 
 
 @cli.command()
@@ -370,6 +285,17 @@ def bench(model_dir, split, as_json, data_root) -> None:
     click.echo(f"{result['memes']} memes: encoder export {result['export_s']:.1f}s (once per machine), cold {result['cold_memes_per_s']:.1f} memes/s "
                f"({result['cold_s']:.1f}s incl. start-up), warm {result['warm_memes_per_s']:.1f} memes/s, "
                f"cached features {result['cached_memes_per_s']:.1f} memes/s")
+
+
+def _add_commands() -> None:
+    from memecat.predict.command import predict
+    from memecat.serve.command import serve
+
+    cli.add_command(predict)
+    cli.add_command(serve)
+
+
+_add_commands()
 
 
 def main() -> None:

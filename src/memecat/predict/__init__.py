@@ -1,0 +1,1 @@
+"""Predicting memes in bulk: inputs read, records written, failures isolated per meme."""
