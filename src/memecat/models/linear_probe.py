@@ -18,13 +18,13 @@ from typing import Literal
 import numpy as np
 import torch
 from scipy.special import expit, softmax
-from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from memecat.data.meme import Meme
 from memecat.models.base import EncoderConfig, MemeModel
+from memecat.models.probe_explain import word_pushes
 from memecat.models.registry import register_model
 from memecat.models.thresholds import choose_thresholds
 
@@ -189,33 +189,12 @@ class LinearProbe(MemeModel):
         result = []
         for n, meme in enumerate(memes):
             rows = {view: views[view][n] for view in analyzers}
-            tokens = self._word_pushes(meme.text, rows, analyzers, top_k) if analyzers else {}
+            tokens = word_pushes(self, meme.text, rows, analyzers, top_k) if analyzers else {}
             result.append({label: {"views": {v: round(float(p[n, j]), 4) for v, p in per_view.items()
                                              if present[v][n]},
                                    **({"tokens": tokens[label]} if tokens else {})}
                            for j, label in enumerate(self.task.labels)})
         return result
-
-    def _word_pushes(self, text: str, tfidf_rows: dict, analyzers: dict, top_k: int) -> dict[str, list[dict]]:
-        first_spelling: dict[str, str] = {}  # both analyzers lowercase: "LIE" and "lie" are one word
-        for word in text.split():
-            first_spelling.setdefault(word.lower(), word)
-        words = list(first_spelling.values())
-        word_push = np.zeros((self.task.num_labels, len(words)), dtype=np.float32)
-        # HashingVectorizer hashes each n-gram with this FeatureHasher, so its column can be recovered.
-        hasher = FeatureHasher(self.config.ngram_features, input_type="string", alternate_sign=False)
-        for view, row in tfidf_rows.items():
-            ngrams, share = ngrams_of_words(view, analyzers[view], text, words)  # share [W, n-grams]: word in n-gram
-            if not ngrams:
-                continue
-            columns = hasher.transform([[g] for g in ngrams]).indices
-            push = self.weights[view][0][:, columns] * row.toarray()[0, columns]  # [L, n-grams]
-            word_push += push @ (share / share.sum(0).clip(min=1)).T
-        out = {}
-        for j, label in enumerate(self.task.labels):
-            order = [k for k in np.argsort(-word_push[j], kind="stable") if word_push[j, k] > 0][:top_k]
-            out[label] = [{"token": words[k], "weight": round(float(word_push[j, k]), 4)} for k in order]
-        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}
@@ -241,16 +220,3 @@ class LinearProbe(MemeModel):
             width = len(self.idf[view]) if view in self.idf else len(self.mean[view])
             if coef.shape != (self.task.num_labels, width) or bias.shape != (self.task.num_labels,):
                 raise ValueError(f"{view} weights are {coef.shape}, expected ({self.task.num_labels}, {width})")
-
-
-def ngrams_of_words(view: str, analyzer, text: str, words: list[str]) -> tuple[list[str], np.ndarray]:
-    """The view's n-grams of `text` and which of `words` each contains. char_wb n-grams never cross words;
-    a word pair belongs to both its words."""
-    if view == "char-ngrams":
-        grams_of = [set(analyzer(w)) for w in words]
-        ngrams = sorted(set().union(*grams_of))
-        return ngrams, np.array([[g in grams for g in ngrams] for grams in grams_of], dtype=np.float32)
-    ngrams = sorted(set(analyzer(text)))
-    tokens_of = [set(analyzer(w)) for w in words]  # "lie!" -> {"lie"}
-    return ngrams, np.array([[any(t in tokens for t in g.split()) for g in ngrams] for tokens in tokens_of],
-                            dtype=np.float32)
