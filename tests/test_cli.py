@@ -117,7 +117,8 @@ def test_run_main_job_writes_model_and_predictions(data_root, tmp_path):
     assert set(meta["training_data"]) == {"own", "semeval2024-task4"}
     assert meta["training_data"]["own"] == 52
     card = (out / "model" / "README.md").read_text()
-    assert "linear-probe-semeval2024" in card and "memecat.load_model" in card and "dev, fitted on train" in card
+    assert "linear-probe-semeval2024" in card and "memecat.load_model" in card and "0.5868 ± 0.0045" in card
+    assert "dev (12 memes), scored by the same recipe fitted on train + 30 extra" in card
     result = invoke("run", "--out", tmp_path / "plain", "--model", "linear-probe", "--no-refit")
     assert json.loads((tmp_path / "plain" / "model" / "config.json").read_text())["training_data"] == {"own": 40}
 

@@ -48,6 +48,7 @@ def build_model(task_name: str, model_name: str | None, recipe_name: str | None,
     options.update({k: v for k, v in overrides.items() if v is not None})
     model = create_model(name, task_name, features, **options)
     model.recipe = recipe.name if recipe else None
+    model.metrics.update(recipe.figures if recipe else {})
     return model
 
 
@@ -221,7 +222,7 @@ def run(task_name, model_name, recipe, seed, text_encoder, image_encoder, extra_
         model.log_dir = out / "logs-refit"
         model.fit(train_memes + val_memes + extra)
         click.echo(f"refit on train+{val_split} ({len(train_memes) + len(val_memes)} memes)")
-    model.metrics[f"{val_split}, fitted on train{with_extra} alone"] = scores
+    model.metrics[f"{val_split} ({len(val_memes)} memes), scored by the same recipe fitted on train{with_extra}"] = scores
     model.save_pretrained(out / "model")
     write_predictions(model.predict(test_memes), out / "test_predictions.json")
     click.echo(f"model: {out / 'model'}   test predictions ({len(test_memes)}): {out / 'test_predictions.json'}")

@@ -1,7 +1,8 @@
 """Named recipes: a model and its options, shipped as YAML files beside this module.
 
-A recipe file holds `model`, a one-line `description` and `config` (the model's options; a neural model's
-training options under `config.train`). `--recipe` takes a shipped name or the path of such a file.
+A recipe file holds `model`, a one-line `description`, `config` (the model's options; a neural model's
+training options under `config.train`) and optionally `figures` (held-out figures measured for it, which model
+cards quote). `--recipe` takes a shipped name or the path of such a file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Recipe:
     model: str | None
     description: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _read(path: Path) -> dict:
@@ -37,7 +39,7 @@ def _read(path: Path) -> dict:
         raise MemecatError(f"{path}: malformed recipe ({str(exc).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise MemecatError(f"{path}: a recipe is a mapping with model, description and config")
-    unknown = set(values) - {"model", "description", "config"}
+    unknown = set(values) - {"model", "description", "config", "figures"}
     if unknown:
         raise MemecatError(f"{path}: unknown recipe key(s) {', '.join(sorted(unknown))}; "
                            "model options go under 'config:'")
@@ -58,7 +60,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise MemecatError(f"{path}: recipe file not found")
     values = _read(path)
     return Recipe(path.stem, values.get("model"), str(values.get("description", "")).strip(),
-                  dict(values.get("config") or {}))
+                  dict(values.get("config") or {}), dict(values.get("figures") or {}))
 
 
 def list_recipes() -> list[Recipe]:
