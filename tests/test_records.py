@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from memecat.data.records import Record, labels_from_cell, read_records
+from memecat.data.records import Record, iter_records, labels_from_cell, read_records
 from memecat.errors import DataError
-from memecat.predict_io import read_predictions, write_predictions
+from memecat.predict.outputs import read_predictions, write_predictions
 
 # Characters that break naive parsing: str.splitlines() splits on the line separators, CSV needs the quotes.
 TRICKY = ["line\nbreak", "crlf\r\nend", "lone\rcr", "sep\u2028par\u2029end", "nel\x85vt\x0bff\x0cend",
@@ -144,3 +144,82 @@ def test_an_unreadable_path_is_a_data_error(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(DataError, match="d.json: cannot read the file"):
         read_records(folder)
+
+
+# --- streaming ------------------------------------------------------------------------------------
+def test_a_bad_record_is_a_problem_and_the_rest_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": 2,}\n{"text": "caf\xe9"}\n{"id": 4}\n')
+    records = list(iter_records(path))
+    assert [(r.where, r.value) for r in records] == [("line 1", {"id": 1}), ("line 2", None), ("line 3", None),
+                                                     ("line 4", {"id": 4})]
+    assert str(records[1].problem) == (f"{path}: malformed JSON on line 2 column 10: "
+                                       "Expecting property name enclosed in double quotes")
+    assert str(records[2].problem) == f"{path}: not UTF-8 text (invalid continuation byte at byte 34)"
+
+
+def test_a_bad_csv_row_is_a_problem_and_the_rest_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'id,text\n1,"ok"\n2,"bad"x\n3,too,many\n4,caf\xe9\n5,"fine\nagain"\n')
+    records = list(iter_records(path, required_columns=("id", "text")))
+    assert [r.value["id"] if r.value else r.where for r in records] == ["1", "line 3", "line 4", "line 5", "5"]
+    assert [str(r.problem).removeprefix(f"{path}: ") for r in records if r.problem] == [
+        "malformed CSV in the row starting on line 3: ',' expected after '\"'",
+        "line 4: 3 fields, but the header names 2 columns", "line 5: not UTF-8 text"]
+    assert records[-1].value["text"] == "fine\nagain"
+
+
+def test_an_over_long_line_is_refused_without_being_held(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("memecat.data.records.MAX_LINE_BYTES", 64)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": 1}\n{"text": "' + "x" * 500 + '"}\n{"id": 3}\n')
+    records = list(iter_records(path))
+    assert [r.value for r in records] == [{"id": 1}, None, {"id": 3}]
+    assert "line 2 is over the 0 MB record cap" in str(records[1].problem)
+
+
+@pytest.mark.parametrize("name, lines", [
+    ("d.jsonl", [b'{"id": 1}\n', b'{"id": 2}\n']),
+    ("d.csv", [b"id,text\n1,a\n", b"2,b\n"]),
+])
+def test_records_stream_before_the_file_ends(tmp_path: Path, name: str, lines: list[bytes]) -> None:
+    # A FIFO whose writer waits for the first record to be read before it writes the rest: a reader that
+    # needed the whole file would wait forever.
+    import os
+    import threading
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    first_read = threading.Event()
+
+    def write() -> None:
+        with fifo.open("wb") as f:
+            f.write(lines[0])
+            f.flush()
+            first_read.wait(timeout=10)
+            f.write(lines[1])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    records = iter_records(fifo, required_columns=("id",))
+    first = next(records)
+    first_read.set()
+    assert str(first.value["id"]) == "1" and str(next(records).value["id"]) == "2"
+    writer.join(timeout=10)
+
+
+def test_parquet_rows(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x\u2028y", None], "image": [b"\x89PNG", None],
+                             "labels": [["Smears"], None]}), path, row_group_size=1)
+    assert read_records(path, required_columns=("id", "text")) == [
+        Record("row 1", {"id": "a", "text": "x\u2028y", "image": b"\x89PNG", "labels": ["Smears"]}),
+        Record("row 2", {"id": "b", "text": None, "image": None, "labels": None})]
+    with pytest.raises(DataError, match="Parquet file lacks column\\(s\\) caption"):
+        read_records(path, required_columns=("caption",))
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="bad.parquet: not a readable Parquet file"):
+        read_records(tmp_path / "bad.parquet")

@@ -18,10 +18,11 @@ _EXPORTS = {
     "FeatureExtractor": "memecat.features",
     "FeatureCache": "memecat.encoders.cache",
     "cross_validate": "memecat.evaluation",
+    "predict_dataset": "memecat.predict.job",
 }
 
 __all__ = ["DataError", "FeatureCache", "FeatureExtractor", "Meme", "MemecatError", "NotFittedError", "__version__",
-           "create_model", "cross_validate", "load_model"]
+           "create_model", "cross_validate", "load_model", "predict_dataset"]
 
 
 def __getattr__(name: str):

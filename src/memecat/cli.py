@@ -189,7 +189,7 @@ def run(task_name, model_name, recipe, seed, text_encoder, image_encoder, extra_
     """The main job: train on the training split, score the validation split, then (with --refit) train again
     on both and predict the test split. Without --model or --recipe, the task's best recipe."""
     from memecat.metrics import per_label_text, task_scores
-    from memecat.predict_io import write_predictions
+    from memecat.predict.outputs import write_predictions
     from memecat.tasks import VALIDATION_SPLIT, get_task, load_split
 
     task = get_task(task_name)

@@ -13,7 +13,7 @@ from memecat.data.readers import read_dataset
 from memecat.errors import DataError
 from memecat.metrics import mean_label_auc, task_scores
 from memecat.models.base import MemeModel
-from memecat.predict_io import read_predictions
+from memecat.predict.outputs import read_predictions
 from memecat.tasks import Task
 
 
