@@ -1,222 +1,202 @@
-"""HTTP API for one loaded model: POST a meme's image, its text or both, get categories, scores and explanation.
+"""The HTTP API and demo page for one loaded model.
 
-Limits are enforced before work is done: the request body is capped while it streams in (never read
-unbounded into memory), the image type is judged by its bytes, and a corrupt image is refused with the
-decoder's message. Inference runs in the threadpool, one request at a time per model (torch modules are
-not guaranteed thread-safe).
+Probes (/healthz, /readyz), /metrics and the model's description are async and never touch the model, so
+they answer at once whatever the load. Scoring requests are read and checked on the event loop (bodies
+capped, images judged by their headers), queued for the micro-batcher (bounded: 503 when full) and awaited
+until the request's deadline (504 after it).
 """
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path, PurePath
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
-from starlette.datastructures import UploadFile
-from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from memecat import __version__
-from memecat.data.images import sniff_image_type
-from memecat.data.meme import Meme
-from memecat.errors import DataError
-from memecat.models.base import MemeModel, load_model
+from memecat.models.base import MemeModel, load_model, read_model_metadata
+from memecat.serve import openapi
+from memecat.serve.auth import bearer_dependency
+from memecat.serve.batching import DeadlineExceeded, QueueFull, ShuttingDown
+from memecat.serve.body_limit import BodyLimit, single_body_limit
+from memecat.serve.metrics import MetricsMiddleware
+from memecat.serve.model_info import UNSAVED_MODEL_ID, decision_rule, describe, model_id
+from memecat.serve.schemas import BatchPrediction, Health, Labels, ModelCard, Prediction, Readiness
+from memecat.serve.scoring import ItemError
+from memecat.serve.service import Service
+from memecat.serve.settings import ServeSettings
+from memecat.serve.uploads import read_batch, read_one
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
-MiB = 1024 * 1024
-# Pillow's format names for the accepted types; MPO is what Pillow calls many camera JPEGs.
-ALLOWED_TYPES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp"}
-FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the image and the text
+EXPLAIN_QUERY = Query(False, description="add the model's per-label explanation (opt-in: it costs time)")
 
 
-class Prediction(BaseModel):
-    id: str
-    labels: list[str]
-    scores: dict[str, float]
-    explanation: dict[str, Any]
-    task: str
-    model_type: str
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-class Health(BaseModel):
-    status: str
-    task: str
-    model_type: str
-    max_upload_bytes: int
-    max_text_chars: int
+def _add_error_handlers(app: FastAPI, service: Service) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "body"))
+        return _problem(422, f"{where or 'request'}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return _problem(503, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(DeadlineExceeded)
+    async def too_slow(request: Request, exc: DeadlineExceeded) -> JSONResponse:
+        return _problem(504, f"no answer within the {service.settings.timeout_s:g} s deadline; the server is "
+                             "busy or the meme is slow to score")
+
+    @app.exception_handler(ShuttingDown)
+    async def stopping(request: Request, exc: ShuttingDown) -> JSONResponse:
+        return _problem(503, "the server is shutting down", {"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("memecat: unhandled error on %s", request.url.path, exc_info=exc)
+        return _problem(500, "internal error; the server log has the details")
 
 
-class Labels(BaseModel):
-    task: str
-    multi_label: bool
-    labels: list[str]
-    thresholds: list[float] | None  # per-label decision thresholds of a multi-label model
-    class_offsets: list[float] | None  # a single-label model's offsets, added to the log scores before the argmax
+def create_app(model: MemeModel, settings: ServeSettings | None = None, *, model_id: str = UNSAVED_MODEL_ID,
+               folder_meta: dict | None = None, **limits: Any) -> FastAPI:
+    """The API and demo page serving `model`. `limits` override single settings (e.g. max_upload_bytes=...)."""
+    settings = replace(settings or ServeSettings(), **limits)
+    service = Service(model, settings, model_id)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.start()
+        yield
+        await service.stop()
 
-class Problem(BaseModel):
-    detail: str
-
-
-class _BodyLimit:
-    """Refuse request bodies over `limit` bytes: by Content-Length up front, else as the chunks arrive."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"request body over the {self.limit:,}-byte limit"
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
-            chunk = await receive()
-            received += len(chunk.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, message)  # raised inside the endpoint's form parsing
-            return chunk
-
-        await self.app(scope, limited_receive, send)
-
-
-def _plain(value: Any) -> Any:
-    """Explanations as JSON-ready Python values, whatever numpy types a model put in them."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    return value
-
-
-def _upload_spec(max_upload_bytes: int, max_text_chars: int) -> dict:
-    """The multipart body, described for OpenAPI (the endpoint parses the form itself to bound it)."""
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object",
-        "description": "Send the image, the text or both: text alone is a text-only meme, an image with no or "
-                       "empty text an image-only one.",
-        "properties": {
-            "image": {"type": "string", "format": "binary",
-                      "description": f"JPEG, PNG, GIF, WebP or BMP, at most {max_upload_bytes:,} bytes; "
-                                     "leave out for a text-only meme"},
-            "text": {"type": "string", "maxLength": max_text_chars,
-                     "description": "the text on the meme; leave out or empty for an image-only meme"},
-        },
-    }}}}}
-
-
-def create_app(model: MemeModel, max_upload_bytes: int = 10 * MiB, max_text_chars: int = 5000) -> FastAPI:
-    """The API and demo page serving `model`."""
-    app = FastAPI(title="memecat", version=__version__, docs_url=None,
-                  description=f"Meme categories for task {model.task.name}: {model.task.description}.")
-    body_limit = max_upload_bytes + 4 * max_text_chars + FORM_OVERHEAD  # 4: UTF-8 bytes per character at most
-    app.add_middleware(_BodyLimit, limit=body_limit)
+    app = FastAPI(title="memecat", version=__version__, docs_url=None, lifespan=lifespan,
+                  description=f"Meme categories for task {model.task.name}: {model.task.description}. Model "
+                              f"{model.model_type}, id {model_id}.")
+    app.state.service = service
+    app.add_middleware(BodyLimit, default=single_body_limit(settings),
+                       limits={"/v1/predict/batch": settings.max_batch_body_bytes})
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, routes=lambda: app.routes)
+    _add_error_handlers(app, service)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # FastAPI's /docs page loads Swagger UI from a CDN; serve the bundled copy so it works offline.
     app.mount("/swagger-ui", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+    guarded = [bearer_dependency(settings.api_key)] if settings.api_key else []
+    auth_errors = (401,) if settings.api_key else ()
 
     @app.get("/docs", include_in_schema=False)
-    def docs():
+    async def docs():
         return get_swagger_ui_html(openapi_url=app.openapi_url, title="memecat API",
                                    swagger_js_url="/swagger-ui/swagger-ui-bundle.js",
                                    swagger_css_url="/swagger-ui/swagger-ui.css",
                                    swagger_favicon_url="/swagger-ui/favicon-32x32.png")
 
-    lock = threading.Lock()
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
 
-    def predict_one(meme: Meme, name: str) -> dict:
-        try:
-            with lock:
-                record = model.predict([meme], explain=True)[0]
-        except DataError as exc:  # named by the uploaded file's name, which is all the client knows it by
-            raise HTTPException(422, f"{name}: {exc.problem}") from None
-        return {**_plain(record), "task": model.task.name, "model_type": model.model_type}
+    # --- probes and description: async, never waiting for the model ------------------------------
+    @app.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+    async def healthz() -> dict:
+        return {"status": "ok", "task": model.task.name, "model_type": model.model_type, "model_id": model_id,
+                "auth_required": bool(settings.api_key), "max_upload_bytes": settings.max_upload_bytes,
+                "max_text_chars": settings.max_text_chars, "max_batch_items": settings.max_batch_items}
 
-    def run_model(data: bytes | None, name: str, text: str) -> dict:
-        # The upload's bytes go straight to the feature path, which decodes them once; a corrupt image is a 422.
-        if data is None:  # a text-only meme
-            return predict_one(Meme(id=name, text=text), name)
-        return predict_one(Meme(id=PurePath(name).stem or "upload", text=text, image=data), name)
+    @app.get("/readyz", response_model=Readiness, summary="Readiness: the model is loaded and warmed up",
+             responses={503: {"model": Readiness, "description": "still warming up, or the warm-up failed"}})
+    async def readyz() -> Any:
+        service.start()
+        ready, status, detail = service.readiness
+        body = {"status": status, "detail": detail}
+        return body if ready else JSONResponse(body, status_code=503)
 
-    @app.post("/v1/predict", response_model=Prediction, summary="Categorise one meme",
-              openapi_extra=_upload_spec(max_upload_bytes, max_text_chars),
-              responses={400: {"model": Problem, "description": "malformed multipart body"},
-                         413: {"model": Problem, "description": "image or request too large"},
-                         415: {"model": Problem, "description": "not a JPEG, PNG, GIF, WebP or BMP image"},
-                         422: {"model": Problem,
-                               "description": "neither image nor text, a misused field, bad text or corrupt image"}})
-    async def predict(request: Request) -> dict:
-        async with request.form(max_files=1, max_fields=4, max_part_size=body_limit) as form:
-            image, text = form.get("image"), form.get("text")
-            if image == "":  # an empty plain field (curl -F image=) is no image
-                image = None
-            if image is not None and not isinstance(image, UploadFile):
-                raise HTTPException(422, "'image' must be a file upload")
-            if text is not None and not isinstance(text, str):
-                raise HTTPException(422, "'text' must be a plain form field, not a file")
-            text = (text or "").replace("\r\n", "\n")  # browsers send form text with CRLF; the datasets use LF
-            if not text.strip():
-                text = ""  # an image-only meme
-            if len(text) > max_text_chars:
-                raise HTTPException(422, f"text is {len(text):,} characters, over the {max_text_chars:,} limit")
-            data, name = None, "upload"
-            if image is not None:
-                data = await image.read(max_upload_bytes + 1)
-                if not data and not image.filename:  # a form's file input left empty: no image chosen
-                    data = None
-                name = image.filename or name
-        if data is None:
-            if not text:
-                raise HTTPException(422, "send the meme's image (file field 'image'), its text (field 'text') "
-                                         "or both; got neither")
-            return await run_in_threadpool(run_model, None, name, text)
-        if len(data) > max_upload_bytes:
-            raise HTTPException(413, f"{name}: image over the {max_upload_bytes:,}-byte limit")
-        if not data:
-            raise HTTPException(422, f"{name}: image file is empty")
-        kind = sniff_image_type(data)
-        if kind not in ALLOWED_TYPES:
-            found = f"a {kind} image" if kind else "not an image"
-            raise HTTPException(415, f"{name}: {found}; send JPEG, PNG, GIF, WebP or BMP")
-        return await run_in_threadpool(run_model, data, name, text)
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition format"}})
+    async def metrics() -> Response:
+        body, content_type = service.metrics.scrape()
+        return Response(body, media_type=content_type)
 
-    @app.get("/healthz", response_model=Health, summary="Liveness and the model served")
-    def healthz() -> dict:
-        return {"status": "ok", "task": model.task.name, "model_type": model.model_type,
-                "max_upload_bytes": max_upload_bytes, "max_text_chars": max_text_chars}
+    @app.get("/v1/model", response_model=ModelCard, summary="The served model: labels, decision rule, training")
+    async def model_card() -> dict:
+        limits = {key: getattr(settings, key) for key in ("max_upload_bytes", "max_text_chars", "max_batch_items",
+                                                          "max_batch_size", "max_wait_ms", "max_queue", "timeout_s")}
+        return {**describe(model, model_id, folder_meta), "limits": limits}
 
     @app.get("/v1/labels", response_model=Labels, summary="The model's categories, in score order")
-    def labels() -> dict:
-        rule = [round(float(t), 4) for t in (model.thresholds if model.task.multi_label else model.class_offsets)]
+    async def labels() -> dict:
+        thresholds, offsets = decision_rule(model)
         return {"task": model.task.name, "multi_label": model.task.multi_label, "labels": list(model.task.labels),
-                "thresholds": rule if model.task.multi_label else None,
-                "class_offsets": None if model.task.multi_label else rule}
+                "thresholds": thresholds, "class_offsets": offsets}
 
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    # --- scoring ---------------------------------------------------------------------------------
+    @app.post("/v1/predict", response_model=Prediction, summary="Categorise one meme", dependencies=guarded,
+              openapi_extra=openapi.single_body(settings),
+              responses=openapi.problems(400, *auth_errors, 413, 415, 422, 503, 504))
+    async def predict(request: Request, explain: bool = EXPLAIN_QUERY) -> dict:
+        deadline = service.deadline()
+        try:
+            item = await read_one(request, settings, explain)
+        except HTTPException as exc:
+            if exc.status_code in (413, 415, 422):  # the meme itself was refused
+                service.metrics.on_meme(exc.status_code)
+            raise
+        [outcome] = await service.score([item], deadline)
+        service.count([outcome])
+        if isinstance(outcome, ItemError):
+            raise HTTPException(outcome.status, outcome.detail)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    @app.post("/v1/predict/batch", response_model=BatchPrediction, dependencies=guarded,
+              summary=f"Categorise up to {settings.max_batch_items} memes: per-meme answers and errors",
+              openapi_extra=openapi.batch_body(settings),
+              responses=openapi.problems(400, *auth_errors, 413, 415, 422, 503, 504))
+    async def predict_batch(request: Request, explain: bool = EXPLAIN_QUERY) -> dict:
+        deadline = service.deadline()
+        items = await read_batch(request, settings, explain)
+        valid = [item for item in items if not isinstance(item, ItemError)]
+        scored = iter(await service.score(valid, deadline) if valid else [])
+        outcomes = [item if isinstance(item, ItemError) else next(scored) for item in items]
+        service.count(outcomes)
+        results = []
+        for index, (item, outcome) in enumerate(zip(items, outcomes)):
+            if isinstance(outcome, ItemError):
+                results.append({"index": index, "id": item.id or str(index), "status": outcome.status,
+                                "prediction": None, "error": outcome.detail})
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                results.append({"index": index, "id": outcome["id"], "status": 200, "prediction": outcome,
+                                "error": None})
+        return {**service.identity, "results": results}
 
     return app
 
 
-def run_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the model folder and serve it until interrupted."""
+def run_server(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
+               settings: ServeSettings | None = None, log_level: str = "info") -> None:
+    """Load and verify the model folder (a bad one raises MemecatError before anything listens), then serve
+    it until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(load_model(model_dir)), host=host, port=port)
+    model = load_model(model_dir)
+    app = create_app(model, settings, model_id=model_id(model_dir), folder_meta=read_model_metadata(model_dir))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,10 +1,12 @@
-// memecat demo page: send a meme to /v1/predict, show its categories and the chosen category's explanation.
+// memecat demo page: send a meme to /v1/predict (explanation asked for), show its categories and the chosen
+// category's explanation.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 // file: the chosen image file (null: none, a text-only meme); image: it decoded for drawing, once loaded.
 // resultFile: the file sent with the result shown, so a result is never drawn over another image.
-const state = { file: null, image: null, result: null, resultFile: null, labels: null, selected: null, maxUpload: null };
+const state = { file: null, image: null, result: null, resultFile: null, labels: null, selected: null, maxUpload: null,
+                authRequired: false };
 
 // Turbo-like colour ramp, low -> high (same stops as the legend in style.css).
 const RAMP = [[48, 18, 59], [70, 134, 251], [27, 229, 181], [164, 252, 60], [251, 185, 56], [228, 70, 10], [122, 4, 3]];
@@ -38,8 +40,11 @@ async function loadModelInfo() {
     const h = await health.json();
     state.labels = await labels.json();
     state.maxUpload = h.max_upload_bytes;
+    state.authRequired = Boolean(h.auth_required);
+    $("api-key-field").hidden = !state.authRequired;
     $("model-info").innerHTML = "";
     $("model-info").append("task ", bold(h.task), " · model ", bold(h.model_type));
+    $("model-info").title = `model id ${h.model_id}`;
   } catch (_) {
     $("model-info").textContent = "server not reachable";
   }
@@ -114,6 +119,8 @@ async function submit(event) {
   const file = state.file;  // kept in step with the file input by useFile and clearImage
   const text = $("text").value;
   if (!file && !text.trim()) return showError("Choose the meme's image, type its text, or both.");
+  const key = $("api-key").value.trim();
+  if (state.authRequired && !key) return showError("This server needs an API key: enter it above the button.");
   if (file && state.maxUpload && file.size > state.maxUpload) {
     return showError(`${file.name} is ${(file.size / 1048576).toFixed(1)} MiB; the limit is ` +
                      `${(state.maxUpload / 1048576).toFixed(1)} MiB.`);
@@ -126,9 +133,13 @@ async function submit(event) {
     const form = new FormData();
     if (file) form.append("image", file);  // no image: a text-only meme
     form.append("text", text);  // empty: an image-only meme
-    const response = await fetch("/v1/predict", { method: "POST", body: form });
+    form.append("explain", "true");  // the page shows explanations; the API leaves them out unless asked
+    const headers = state.authRequired ? { Authorization: `Bearer ${key}` } : {};
+    const response = await fetch("/v1/predict", { method: "POST", body: form, headers });
     if (!response.ok) {
-      showError(`Error ${response.status}: ${await problemText(response)}`);
+      const retry = response.headers.get("Retry-After");
+      const hint = retry ? ` Try again in ${retry} s.` : "";
+      showError(`Error ${response.status}: ${await problemText(response)}${hint}`);
       return;
     }
     state.result = await response.json();
@@ -152,6 +163,9 @@ function showModality(file, text) {
 
 // --- categories ----------------------------------------------------------------------------------
 function thresholdOf(label) {
+  // Each answer carries its decision thresholds (null for a single-label task, where the top class wins).
+  const category = (state.result.categories || {})[label];
+  if (category) return category.threshold;
   const info = state.labels;
   if (!info || !info.thresholds) return null;
   return info.thresholds[info.labels.indexOf(label)];
