@@ -79,15 +79,15 @@ def test_second_call_encodes_nothing(memes, cache, monkeypatch) -> None:
     encoded = count_encoded(encoder, monkeypatch)
     first = image_features(memes, encoder, cache, batch_size=2, progress=False)
     assert sum(encoded) == 3 and len(entries(cache)) == 3
-    assert first["grid"].shape == (3, 49, 16) and first["grid"].dtype == torch.float32
+    assert first["grid"].shape == (3, 49, 16) and first["grid"].dtype == np.float32
     assert first["pooled"].shape == (3, 16)
 
     second = image_features(memes, encoder, cache, batch_size=2, progress=False)
     assert sum(encoded) == 3
-    assert torch.equal(first["grid"], second["grid"]) and torch.equal(first["pooled"], second["pooled"])
+    assert np.array_equal(first["grid"], second["grid"]) and np.array_equal(first["pooled"], second["pooled"])
 
     reordered = image_features(memes[::-1], encoder, cache, progress=False)
-    assert torch.equal(reordered["grid"], first["grid"].flip(0))
+    assert np.array_equal(reordered["grid"], first["grid"][::-1])
 
 
 def test_changed_image_misses(memes, cache, monkeypatch) -> None:
@@ -117,7 +117,7 @@ def test_corrupt_entries_are_recomputed(memes, cache, monkeypatch) -> None:
     encoded = count_encoded(encoder, monkeypatch)
     again = image_features(memes, encoder, cache, progress=False)
     assert encoded == [2]
-    assert torch.equal(first["grid"], again["grid"])
+    assert np.array_equal(first["grid"], again["grid"])
     assert image_features(memes, encoder, cache, progress=False)["grid"].shape == (3, 49, 16)
     assert encoded == [2]  # repaired on disk
 
@@ -146,14 +146,14 @@ def test_text_features_are_cached_and_padded(memes, cache, minilm, monkeypatch) 
     assert encoded == [3]
     lengths = first["mask"].sum(1)
     assert first["tokens"].shape == (4, int(lengths.max()), 384) and first["pooled"].shape == (4, 384)
-    assert first["input_ids"][~first["mask"]].eq(minilm.pad_token_id).all()
+    assert (first["input_ids"][~first["mask"]] == minilm.pad_token_id).all()
     assert minilm.convert_ids_to_tokens(first["input_ids"][0, : lengths[0]])[:2] == ["[CLS]", "hello"]
-    torch.testing.assert_close(first["pooled"][1], direct.pooled[0], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(first["pooled"][1], direct.pooled[0].numpy(), atol=1e-5, rtol=1e-5)
 
     second = text_features(memes, minilm, cache, progress=False)
     assert encoded == [3]
     for key in first:
-        assert torch.equal(first[key], second[key])
+        assert np.array_equal(first[key], second[key])
 
 
 def test_default_cache_dir(monkeypatch, tmp_path) -> None:

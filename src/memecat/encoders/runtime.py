@@ -1,4 +1,4 @@
-"""Run frozen encoders through ONNX Runtime: the same weights and features (to ~1e-5), faster on CPU.
+"""Run frozen PyTorch encoders through ONNX Runtime: the same weights and features (to ~1e-5), faster on CPU.
 
 EfficientNet's depthwise convolutions run about 5x faster in ONNX Runtime than in PyTorch on two cores,
 which is most of the time `predict` spends on a new meme. Each encoder is exported once per fingerprint
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextFeatures
+from memecat.encoders.base import Encoder, ImageEncoder, ImageFeatures, TextEncoder
+from memecat.encoders.frozen import FrozenEncoder, FrozenImageEncoder, FrozenTextEncoder, Run
+from memecat.encoders.onnx import OnnxRunner
 from memecat.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -63,56 +65,61 @@ def _export(encoder: Encoder, path: Path) -> None:
                           dynamic_axes=_dynamic_axes(encoder), opset_version=17)
 
 
-def _session(path: Path):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def export_path(encoder: Encoder, export_dir: Path) -> Path:
+    return Path(export_dir) / encoder.name / f"{encoder.fingerprint()}.onnx"
 
 
-def _onnx_runner(encoder: Encoder, export_dir: Path) -> Callable:
-    path = export_dir / encoder.name / f"{encoder.fingerprint()}.onnx"
+def _onnx_runner(encoder: Encoder, export_dir: Path) -> Run:
+    path = export_path(encoder, export_dir)
     if not path.exists():
         _export(encoder, path)
-    session = _session(path)
-    names = [node.name for node in session.get_inputs()]
-
-    def run(*inputs: torch.Tensor) -> ImageFeatures | TextFeatures:
-        feed = {name: value.detach().cpu().numpy() for name, value in zip(names, inputs)}
-        first, pooled = (torch.from_numpy(array) for array in session.run(None, feed))
-        if isinstance(encoder, ImageEncoder):
-            return ImageFeatures(grid=first, pooled=pooled)
-        return TextFeatures(tokens=first, mask=inputs[1].bool(), pooled=pooled)
-
+    run = OnnxRunner(path, threads=torch.get_num_threads())
     # Check on a batch size and length other than the traced ones, so a shape baked into the graph shows.
     check = _example_inputs(encoder, batch=3, length=9)
     with torch.inference_mode():
         expected = _PlainOutputs(encoder)(*check.values())
-    got = run(*check.values())
-    for want, have in zip(expected, (got[0], got[-1])):
-        if want.shape != have.shape or not np.allclose(have.numpy(), want.numpy(), atol=_TOLERANCE, rtol=_TOLERANCE):
+    got = run(*(value.numpy() for value in check.values()))
+    for want, have in zip(expected, got):
+        if want.shape != have.shape or not np.allclose(have, want.numpy(), atol=_TOLERANCE, rtol=_TOLERANCE):
             raise ValueError("ONNX Runtime output differs from PyTorch")
     return run
 
 
-def _torch_runner(encoder: Encoder) -> Callable:
-    def run(*inputs: torch.Tensor) -> ImageFeatures | TextFeatures:
+def _torch_runner(encoder: Encoder) -> Run:
+    def run(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            return encoder(*inputs)
+            features = encoder(*(torch.from_numpy(np.ascontiguousarray(value)) for value in inputs))
+        first = features.grid if isinstance(features, ImageFeatures) else features.tokens
+        return first.float().numpy(), features.pooled.float().numpy()
 
     return run
 
 
-def frozen_runner(encoder: Encoder, export_dir: Path, runtime: str = "onnx") -> Callable[..., ImageFeatures | TextFeatures]:
-    """A function with the encoder's forward signature for inference with frozen weights: ONNX Runtime over
-    the export in `export_dir` (made on first use), else PyTorch."""
+def frozen_runner(encoder: Encoder, export_dir: Path, runtime: str = "onnx") -> tuple[Run, bool]:
+    """A function from the encoder's inputs (numpy) to its features (numpy) with frozen weights, and whether it
+    runs in ONNX Runtime: the export in `export_dir` (made on first use), else PyTorch."""
     if runtime == "onnx":
         try:
-            return _onnx_runner(encoder, Path(export_dir))
+            return _onnx_runner(encoder, Path(export_dir)), True
         except Exception as exc:  # noqa: BLE001 - any exporter or runtime failure keeps the PyTorch path
             log.warning("%s runs in PyTorch: ONNX Runtime unavailable (%s)", encoder.name,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return _torch_runner(encoder)
+    return _torch_runner(encoder), False
+
+
+def frozen_encoder(encoder: Encoder, export_dir: Path, runtime: str = "onnx", spec: str | None = None,
+                   sources: Iterable[str | Path] = ()) -> FrozenEncoder:
+    """The feature path's view of a PyTorch encoder. With the name the caller knows it by (`spec`) and the files
+    its weights came from, a working ONNX export is recorded for later processes to use without PyTorch."""
+    from memecat.encoders.exports import write_record
+
+    run, exported = frozen_runner(encoder, export_dir, runtime)
+    common = {"name": encoder.name, "digest": encoder.fingerprint(), "dim": encoder.dim, "run": run}
+    if isinstance(encoder, ImageEncoder):
+        frozen: FrozenEncoder = FrozenImageEncoder(**common, preprocessing=encoder.preprocessing)
+    else:
+        assert isinstance(encoder, TextEncoder)
+        frozen = FrozenTextEncoder(**common, tokenizer=encoder.text_tokenizer)
+    if exported and spec is not None:
+        write_record(Path(export_dir), spec, frozen, sources)
+    return frozen

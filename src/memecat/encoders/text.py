@@ -167,7 +167,9 @@ def text_encoder_from(checkpoint: Checkpoint) -> HFTextEncoder:
     family, config = family_of(checkpoint, TEXT_FAMILIES, "text")
     tokenizer = _tokenizer(checkpoint)
     model = family.load(checkpoint, config)
-    return _text_encoder(checkpoint.name, family, model, tokenizer, _pooling(checkpoint, family))
+    encoder = _text_encoder(checkpoint.name, family, model, tokenizer, _pooling(checkpoint, family))
+    encoder.sources = tuple(source for source in [checkpoint.source] if source is not None)
+    return encoder
 
 
 def _hub_alias(

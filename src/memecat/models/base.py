@@ -8,6 +8,9 @@
 
 A model folder holds `config.json` (format version, model type, task, labels, thresholds or class offsets,
 the resolved config, training data), `model.safetensors` and a `README.md` model card.
+
+Loading a folder imports only what its model needs: weights are read as numpy arrays, and a model that runs on
+numpy and ONNX Runtime (the linear probe, majority) never imports PyTorch; a neural model imports it itself.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file, save_file
 
 from memecat import __version__
 from memecat.data.meme import Meme
@@ -180,10 +182,12 @@ class MemeModel:
     def _explain(self, memes: list[Meme]) -> list[dict]:
         return [{} for _ in memes]
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self) -> dict[str, Any]:
+        """Named weights: numpy arrays or PyTorch tensors."""
         raise NotImplementedError
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Weights as read from the folder: read-only numpy arrays."""
         raise NotImplementedError
 
     def extra_metadata(self) -> dict:
@@ -202,7 +206,7 @@ class MemeModel:
 
         self.check_fitted()
         directory = Path(directory)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {k: _array(v) for k, v in self.state_dict().items()}
         if state:
             with atomic_path(directory / WEIGHTS_FILE) as tmp:
                 save_file(state, str(tmp))
@@ -228,6 +232,13 @@ class MemeModel:
     @classmethod
     def from_pretrained(cls, directory: str | Path, features: FeatureExtractor | None = None) -> MemeModel:
         return load_model(directory, features)
+
+
+def _array(value) -> np.ndarray:
+    """A weight as a contiguous numpy array (a PyTorch tensor is detached and moved to the CPU first)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value)
 
 
 # Options of format 1 that moved into the config's `train` section.

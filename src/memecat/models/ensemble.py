@@ -136,10 +136,10 @@ class EnsembleModel(MemeModel):
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"member{k}.{name}": t for k, net in enumerate(self.members) for name, t in net.state_dict().items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for k, net in enumerate(self.members):
             prefix = f"member{k}."
-            net.load_state_dict({n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)})
+            net.load_state_dict({n[len(prefix):]: torch.tensor(t) for n, t in state.items() if n.startswith(prefix)})
             net.eval()
 
     def extra_metadata(self) -> dict:

@@ -7,24 +7,22 @@
 - word-ngrams: TF-IDF of its words and word pairs, which a word-level regression weighs differently.
 The n-gram views are hashed, so the model folder holds no vocabulary.
 
+Prediction runs on numpy alone (models/ngrams.py hashes as scikit-learn does); fitting imports scikit-learn.
+
 Multi-label tasks get one binary classifier per label and view, and thresholds chosen on 5-fold
 out-of-fold predictions of the task's own memes `fit` is given (train+dev, never test).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
-import torch
-from scipy.special import expit, softmax
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
 
 from memecat.data.meme import Meme
 from memecat.models.base import EncoderConfig, MemeModel
-from memecat.models.probe_explain import word_pushes
+from memecat.models.ngrams import NgramHasher, SparseRows
 from memecat.models.registry import register_model
 from memecat.models.thresholds import choose_thresholds
 
@@ -58,22 +56,21 @@ class LinearProbe(MemeModel):
     config_class = LinearProbeConfig
 
     # --- features ----------------------------------------------------------------------------
-    def hasher(self, view: str) -> HashingVectorizer:
+    def hasher(self, view: str) -> NgramHasher:
         analyzer, ngram_range = NGRAM_VIEWS[view]
-        return HashingVectorizer(analyzer=analyzer, ngram_range=ngram_range, n_features=self.config.ngram_features,
-                                 alternate_sign=False, norm=None)
+        return NgramHasher(analyzer, ngram_range, self.config.ngram_features)
 
     def raw_views(self, memes: list[Meme]) -> tuple[dict, dict[str, np.ndarray]]:
         """Each view's features before the scaling that `fit` learns, and per view which memes it can read
         (the image view only those with an image)."""
         out, present = {}, {}
         if set(ENCODER_VIEWS) & set(self.config.views):
-            t = self.features.encode(memes, pooled_only=True)
+            t = self.features.encode_arrays(memes, pooled_only=True)
             for view, key in ENCODER_VIEWS.items():
                 if view in self.config.views:
-                    out[view] = t[key].numpy()
+                    out[view] = t[key]
             if "image-encoder" in out:
-                present["image-encoder"] = t["image_present"].numpy()
+                present["image-encoder"] = t["image_present"]
         for view in NGRAM_VIEWS:
             if view in self.config.views:
                 out[view] = self.hasher(view).transform([m.text for m in memes])
@@ -81,26 +78,30 @@ class LinearProbe(MemeModel):
         return out, {view: present.get(view, everyone) for view in out}
 
     def fit_scaling(self, raw: dict, rows: dict[str, np.ndarray]) -> None:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
         self.mean, self.std = {}, {}
         for view in ENCODER_VIEWS:
             if view in raw:
                 x = raw[view][rows[view]]
                 self.mean[view], self.std[view] = x.mean(0), x.std(0) + 1e-6
-        self.idf = {view: TfidfTransformer(sublinear_tf=True).fit(raw[view][rows[view]]).idf_.astype(np.float32)
-                    for view in NGRAM_VIEWS if view in raw}
+        self.idf = {view: TfidfTransformer(sublinear_tf=True).fit(raw[view][rows[view]].to_scipy()).idf_.astype(
+                    np.float32) for view in NGRAM_VIEWS if view in raw}
 
     def scaled(self, raw: dict) -> dict:
         out = {view: (raw[view] - self.mean[view]) / self.std[view] for view in self.mean}
         for view in self.idf:
-            transformer = TfidfTransformer(sublinear_tf=True)
-            transformer.idf_ = self.idf[view].astype(np.float64)
-            out[view] = transformer.transform(raw[view])
+            out[view] = raw[view].tfidf(self.idf[view])
         return out
 
     # --- per view: logistic regression -------------------------------------------------------
     def _fit_weights(self, x, y: np.ndarray, C: float, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients [L, D] and intercepts [L]."""
+        from sklearn.linear_model import LogisticRegression
+
         cfg = self.config
+        if isinstance(x, SparseRows):
+            x = x.to_scipy()
         coef = np.zeros((y.shape[1], x.shape[1]), dtype=np.float32)
         bias = np.full(y.shape[1], -1e4, dtype=np.float32)  # labels or classes never seen stay off
         sample_weight = None if np.all(weight == 1) else weight
@@ -143,10 +144,12 @@ class LinearProbe(MemeModel):
             total = total + on * (np.asarray(x @ weights[view][0].T) + weights[view][1])
             count = count + on
         z = total / np.maximum(count, 1.0)
-        return expit(z) if self.task.multi_label else softmax(z, axis=1)
+        return _expit(z) if self.task.multi_label else _softmax(z)
 
     # --- the verbs ---------------------------------------------------------------------------
     def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
+        from sklearn.model_selection import KFold
+
         memes = memes + eval_memes
         raw, present = self.raw_views(memes)
         y = self.task.encode(memes)
@@ -182,6 +185,8 @@ class LinearProbe(MemeModel):
         """Per label: each view's probability and the words of the text that pushed the label up most, as
         "tokens" like label-attention's. A word's push is the sum, over the n-gram views, of TF-IDF value x
         coefficient of the n-grams it is part of; an n-gram found in several words is shared evenly."""
+        from memecat.models.probe_explain import word_pushes
+
         raw, present = self.raw_views(memes)
         views = self.scaled(raw)
         per_view = {view: self._proba({view: x}, {view: present[view]}, self.weights) for view, x in views.items()}
@@ -196,7 +201,7 @@ class LinearProbe(MemeModel):
                            for j, label in enumerate(self.task.labels)})
         return result
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self) -> dict[str, np.ndarray]:
         state = {}
         for view, (coef, bias) in self.weights.items():
             state[f"{view}.coef"], state[f"{view}.bias"] = coef, bias
@@ -204,10 +209,10 @@ class LinearProbe(MemeModel):
             state[f"{view}.mean"], state[f"{view}.std"] = self.mean[view], self.std[view]
         for view, idf in self.idf.items():
             state[f"{view}.idf"] = idf
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
+        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        arrays = {k: v.numpy() for k, v in state.items()}
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        arrays = {k: np.asarray(v) for k, v in state.items()}
         missing = [f"{view}.coef" for view in self.config.views if f"{view}.coef" not in arrays]
         if missing:
             raise KeyError(f"no {', '.join(missing)}")
@@ -220,3 +225,23 @@ class LinearProbe(MemeModel):
             width = len(self.idf[view]) if view in self.idf else len(self.mean[view])
             if coef.shape != (self.task.num_labels, width) or bias.shape != (self.task.num_labels,):
                 raise ValueError(f"{view} weights are {coef.shape}, expected ({self.task.num_labels}, {width})")
+
+
+def _exp(value: float) -> float:
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    """SciPy's expit, 1 / (1 + exp(-z)), without importing SciPy: its exp is the C library's, as math.exp is
+    (numpy's own exp can differ in the last bit)."""
+    with np.errstate(over="ignore"):  # exp(-z) past float range is inf, so the score is 0, as SciPy's
+        return 1.0 / (1.0 + np.frompyfunc(_exp, 1, 1)(-z).astype(np.float64))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """SciPy's softmax over axis 1, the same operations in the same order."""
+    shifted = np.exp(z - np.amax(z, axis=1, keepdims=True))
+    return shifted / np.sum(shifted, axis=1, keepdims=True)

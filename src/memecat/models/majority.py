@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from memecat.data.meme import Meme
-from memecat.metrics import semeval_scores
 from memecat.models.base import MemeModel
 from memecat.models.registry import register_model
 
@@ -16,6 +14,8 @@ class MajorityModel(MemeModel):
     """The same labels for every meme: the baseline any model must beat."""
 
     def _fit(self, memes: list[Meme], eval_memes: list[Meme]) -> None:
+        from memecat.metrics import semeval_scores
+
         self.note_training_data(memes)
         y = self.task.encode(memes)
         self.prior = y.mean(axis=0).astype(np.float32)
@@ -37,10 +37,10 @@ class MajorityModel(MemeModel):
     def _predict_proba(self, memes: list[Meme]) -> np.ndarray:
         return np.tile(self.prior, (len(memes), 1))
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"prior": torch.from_numpy(self.prior)}
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"prior": self.prior}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.prior = state["prior"].numpy()
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.prior = np.asarray(state["prior"], dtype=np.float32)
         if self.prior.shape != (self.task.num_labels,):
             raise ValueError(f"prior has shape {self.prior.shape}, expected ({self.task.num_labels},)")

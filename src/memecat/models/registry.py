@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from memecat.models.base import MemeModel
     from memecat.tasks import Task
 
-# Modules whose classes register themselves on import; imported on first lookup so `memecat --help` stays fast.
-BUILTIN_MODULES = ("memecat.models.majority", "memecat.models.linear_probe", "memecat.models.label_attention",
-                   "memecat.models.simre")
+# Where the built-in models live: a model's module is imported when the model is asked for, so loading a probe
+# never imports the neural models (PyTorch, Lightning), and `memecat --help` imports none.
+BUILTIN_MODULES = {"majority": "memecat.models.majority", "linear-probe": "memecat.models.linear_probe",
+                   "label-attention": "memecat.models.label_attention", "simre": "memecat.models.simre"}
 _MODELS: dict[str, type[MemeModel]] = {}
 
 
@@ -31,18 +32,15 @@ def register_model(name: str):
     return register
 
 
-def _load_builtins() -> None:
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
 def model_names() -> list[str]:
-    _load_builtins()
+    for module in BUILTIN_MODULES.values():
+        importlib.import_module(module)
     return sorted(_MODELS)
 
 
 def model_class(name: str) -> type[MemeModel]:
-    _load_builtins()
+    if name not in _MODELS and name in BUILTIN_MODULES:
+        importlib.import_module(BUILTIN_MODULES[name])
     if name not in _MODELS:
         raise MemecatError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
     return _MODELS[name]

@@ -4,13 +4,14 @@ offsets for single-label ones."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 
 def global_threshold(y: np.ndarray, proba: np.ndarray) -> float:
     """The one threshold for all labels that maximises micro-F1."""
+    from sklearn.metrics import f1_score  # here: predicting with chosen thresholds needs no scikit-learn
+
     scores = [f1_score(y, proba >= t, average="micro", zero_division=0) for t in GRID]
     return float(GRID[int(np.argmax(scores))])
 
@@ -22,6 +23,8 @@ def per_label_thresholds(y: np.ndarray, proba: np.ndarray, fallback: float | Non
     Labels with fewer than `min_support` positives have too little signal to tune; they
     fall back to the global micro-F1 threshold so they neither vanish nor flood.
     """
+    from sklearn.metrics import f1_score
+
     fallback = global_threshold(y, proba) if fallback is None else fallback
     out = np.full(y.shape[1], fallback, dtype=np.float32)
     for j in range(y.shape[1]):
@@ -84,6 +87,8 @@ def class_offsets(y: np.ndarray, proba: np.ndarray, passes: int = 2) -> np.ndarr
     """Offsets added to the log scores before the argmax, chosen to maximise macro-F1 by coordinate ascent from
     zero: a rare class the scores under-predict gets a boost. An offset moves only if macro-F1 rises, so scores
     that are already balanced keep zeros. y one-hot [N, C]."""
+    from sklearn.metrics import f1_score
+
     gold, logp = y.argmax(1), log_scores(proba)
     classes = np.arange(y.shape[1])
 

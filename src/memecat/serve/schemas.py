@@ -78,15 +78,10 @@ class Labels(BaseModel):
         description="a single-label model's offsets, added to the log scores before the argmax")
 
 
-class ModelCard(BaseModel):
+class ModelCard(Labels):
     model_id: str = Field(description="hash of the served model folder")
     model_type: str = Field(description="linear-probe, label-attention, simre or majority")
-    task: str = Field(description="semeval-t6, harm-c-2, harm-c-3 or harm-c-target")
     task_description: str = Field(description="what the task's labels are")
-    multi_label: bool = Field(description="whether a meme may have several labels (else exactly one)")
-    labels: list[str] = Field(description="the task's labels, in score order")
-    thresholds: list[float] | None = Field(description="per-label decision thresholds (multi-label tasks)")
-    class_offsets: list[float] | None = Field(description="per-class offsets (single-label tasks)")
     encoders: dict[str, str] | None = Field(description="the text and image encoders the model reads, if any")
     training_data: dict[str, int] = Field(description="memes learnt from, per source ('own': the task's data)")
     recipe: str | None = Field(description="the shipped recipe the model was built from, if any")
