@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import stat
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -41,57 +45,70 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_file(path: Path, label: str, max_bytes: int | None = None) -> None:
+    """Refuse, before any read, what is not a regular, non-empty image file (at most `max_bytes`): a device such
+    as /dev/zero or a FIFO would never end a read, and a huge file would fill memory."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(label, "image file not found") from None
+    except OSError as exc:
+        raise DataError(label, f"cannot read image ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(label, "image path is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(label, "image path is not a regular file (a device, FIFO or socket)")
+    if info.st_size == 0:
+        raise DataError(label, "image file is empty")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise DataError(label, f"image file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
+
+
 def _read(source: str | Path | bytes, label: str) -> bytes:
     if isinstance(source, bytes):
         if not source:
             raise DataError(label, "image is empty")
         return source
-    path = Path(source)
-    if not path.exists():
-        raise DataError(label, "image file not found")
-    if path.is_dir():
-        raise DataError(label, "image path is a folder, not a file")
-    if not path.is_file():
-        raise DataError(label, "image path is not a regular file (a device, FIFO or socket)")
-    if path.stat().st_size == 0:
-        raise DataError(label, "image file is empty")
+    check_file(Path(source), label)
     try:
-        return path.read_bytes()
+        return Path(source).read_bytes()
     except OSError as exc:
         raise DataError(label, f"cannot read image ({exc.strerror or exc})") from None
 
 
-def _checked_header(image: Image.Image, label: str) -> None:
-    """Shrink a huge JPEG's decode (draft) and refuse any image still over the cap, before decoding pixels."""
+def _draft(image: Image.Image) -> tuple[int, int]:
+    """Set a huge JPEG to decode at a reduced scale; the size the image will decode to."""
     width, height = image.size
     if image.format in ("JPEG", "MPO") and width * height > JPEG_DRAFT_PIXELS:
         # draft keeps at least the size asked for, so asking half the target per side lands between a quarter
         # of JPEG_DRAFT_PIXELS and all of it.
         scale = 2 * math.sqrt(width * height / JPEG_DRAFT_PIXELS)
         image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
-        width, height = image.size
+    return image.size
+
+
+def check_pixels(width: int, height: int, label: str) -> None:
     if width * height > MAX_PIXELS:
         raise ImageTooLarge(label, f"image is {width}x{height}, over the {MAX_PIXELS:,}-pixel cap")
 
 
-def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
-    """Decode a file path or raw bytes into an RGB image, or raise DataError naming the file. Every failure
-    of the decoder, of any type, is a DataError: image files come from outside and may be anything."""
-    label = name or (str(source) if not isinstance(source, bytes) else "<upload>")
-    data = _read(source, label)
+class UnreadableImage(DataError):
+    """Bytes in which no decoder recognises an image format."""
+
+
+@contextmanager
+def _decoder_errors(label: str) -> Iterator[None]:
+    """Every failure of the decoder, of any type, as a DataError: image files come from outside and may be anything."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _checked_header(image, label)
-            image.load()
-            return to_rgb(image)
+            yield
     except DataError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageTooLarge(label, f"image is over the {MAX_PIXELS:,}-pixel cap") from None
     except UnidentifiedImageError:
-        raise DataError(label, "not a readable image (unknown or corrupt format)") from None
+        raise UnreadableImage(label, "not a readable image (unknown or corrupt format)") from None
     except MemoryError:
         raise ImageTooLarge(label, "image too large to decode") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise IndexError, struct.error, EOFError, ...
@@ -99,10 +116,19 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
         raise DataError(label, f"corrupt image ({detail})") from None
 
 
-def sniff_image_type(data: bytes) -> str | None:
-    """The image format ('JPEG', 'PNG', ...) found in the bytes, or None if they are not an image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.format
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+def read_header(data: bytes, label: str) -> tuple[str, tuple[int, int]]:
+    """An image's format and the size it decodes to (a huge JPEG's reduced scale included), from its header alone:
+    no pixel is decoded, and the pixel cap is left to the caller (`check_pixels`)."""
+    with _decoder_errors(label), Image.open(io.BytesIO(data)) as image:
+        return image.format, _draft(image)
+
+
+def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Decode a file path or raw bytes into an RGB image, or raise DataError naming the file."""
+    label = name or (str(source) if not isinstance(source, bytes) else "<upload>")
+    data = _read(source, label)
+    with _decoder_errors(label):
+        image = Image.open(io.BytesIO(data))
+        check_pixels(*_draft(image), label)  # from the header, before any pixel is decoded
+        image.load()
+        return to_rgb(image)

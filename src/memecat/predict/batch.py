@@ -8,12 +8,11 @@ batch the model refuses is split in halves until the memes it refuses are alone.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from memecat.data.images import check_file
 from memecat.data.meme import Meme
 from memecat.data.readers import Entry
 from memecat.errors import DataError, MemecatError
@@ -48,30 +47,15 @@ class ModelFailure(MemecatError):
 
 
 def check_image(meme: Meme, max_bytes: int = MAX_IMAGE_BYTES) -> None:
-    """Refuse, before any read, an image that is not a regular file of a sane size: a device such as /dev/zero
-    or a FIFO would never end, and a huge file would fill memory."""
+    """Refuse, before any read, an image that is not a regular file of a sane size (see `check_file`)."""
     image = meme.image
-    if isinstance(image, bytes):
-        if len(image) > max_bytes:
-            raise DataError(meme.image_name, f"image is {len(image):,} bytes, over the {max_bytes:,}-byte cap",
-                            meme.id)
-        return
-    if not isinstance(image, Path):
-        return
-    try:
-        info = os.stat(image)
-    except FileNotFoundError:
-        raise DataError(image, "image file not found", meme.id) from None
-    except OSError as exc:
-        raise DataError(image, f"cannot read image ({exc.strerror or exc})", meme.id) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(image, "image path is a folder, not a file", meme.id)
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(image, "image path is not a regular file (a device, FIFO or socket)", meme.id)
-    if info.st_size == 0:
-        raise DataError(image, "image file is empty", meme.id)
-    if info.st_size > max_bytes:
-        raise DataError(image, f"image file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap", meme.id)
+    if isinstance(image, bytes) and len(image) > max_bytes:
+        raise DataError(meme.image_name, f"image is {len(image):,} bytes, over the {max_bytes:,}-byte cap", meme.id)
+    if isinstance(image, Path):
+        try:
+            check_file(image, str(image), max_bytes)
+        except DataError as exc:
+            raise DataError(exc.path, exc.problem, meme.id) from None
 
 
 def error_record(entry: Entry, message: str, model: str) -> dict:

@@ -3,19 +3,14 @@ pixel count against the decoder's cap."""
 
 from __future__ import annotations
 
-import io
-import warnings
-
-from PIL import Image, UnidentifiedImageError
-
-from memecat.data.images import JPEG_DRAFT_PIXELS, MAX_PIXELS
+from memecat.data.images import ImageTooLarge, UnreadableImage, check_pixels, read_header
+from memecat.errors import DataError
 from memecat.serve.scoring import ItemError
 from memecat.serve.settings import ServeSettings
 
 # Pillow's format names for the accepted types; MPO is what Pillow calls many camera JPEGs.
 ALLOWED_TYPES = {"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP"}
 ACCEPTED = "JPEG, PNG, GIF, WebP or BMP"
-JPEG_DRAFT_SHRINK = 64  # a JPEG decodes at down to 1/8 scale per side: 1/64 of its pixels
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
@@ -31,23 +26,19 @@ def check_image(data: bytes, name: str, settings: ServeSettings) -> ItemError | 
     if not data:
         return ItemError(422, f"{name}: image file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                kind, (width, height) = image.format, image.size
-    except UnidentifiedImageError:
+        kind, (width, height) = read_header(data, name)
+    except UnreadableImage:
         if _has_accepted_signature(data):  # a damaged file of an accepted type, not some other kind of file
             return ItemError(422, f"{name}: corrupt image (its header cannot be read)")
         return ItemError(415, f"{name}: not an image; send {ACCEPTED}")
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return ItemError(413, f"{name}: image is over the {MAX_PIXELS:,}-pixel cap")
-    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise IndexError, struct.error, SyntaxError, ...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return ItemError(422, f"{name}: corrupt image ({detail})")
+    except ImageTooLarge as exc:
+        return ItemError(413, f"{name}: {exc.problem}")
+    except DataError as exc:
+        return ItemError(422, f"{name}: {exc.problem}")
     if kind not in ALLOWED_TYPES:
         return ItemError(415, f"{name}: a {kind} image; send {ACCEPTED}")
-    # JPEGs decode at a reduced scale when large (the decoder decides); any other type must fit the cap as is.
-    jpeg = kind in ("JPEG", "MPO")
-    if width * height > MAX_PIXELS * (JPEG_DRAFT_SHRINK if jpeg else 1):
-        return ItemError(413, f"{name}: image is {width}x{height}, over the {MAX_PIXELS:,}-pixel cap")
-    return min(width * height, JPEG_DRAFT_PIXELS) if jpeg else width * height
+    try:
+        check_pixels(width, height, name)
+    except ImageTooLarge as exc:
+        return ItemError(413, f"{name}: {exc.problem}")
+    return width * height  # after a huge JPEG's reduced scale: what the decoder will allocate
